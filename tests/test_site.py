@@ -1,0 +1,50 @@
+"""The site configuration Quarto would render: checked here without Quarto."""
+import os, shutil, stat, subprocess, sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/'nbs'
+
+
+def sidebar_entries():
+    def walk(items):
+        for it in items:
+            if isinstance(it, str): yield it
+            elif isinstance(it, dict): yield from walk(it.get('contents', []))
+    sb = yaml.safe_load((NBS/'sidebar.yml').read_text())
+    return list(walk(sb['website']['sidebar']['contents']))
+
+
+def test_every_notebook_is_in_the_sidebar_and_every_entry_exists():
+    entries = sidebar_entries()
+    notebooks = sorted(p.relative_to(NBS).as_posix() for p in NBS.rglob('*.ipynb')
+                       if not any(part.startswith(('_', '.')) for part in p.relative_to(NBS).parts))
+    assert sorted(set(entries)) == notebooks, (set(notebooks) - set(entries), set(entries) - set(notebooks))
+    assert len(entries) == len(set(entries)), "a page is listed twice"
+
+
+def test_quarto_config_has_one_source():
+    link = NBS/'_quarto.yml'
+    assert link.is_symlink() and link.resolve() == (ROOT/'_quarto.yml').resolve()
+    q = yaml.safe_load((ROOT/'_quarto.yml').read_text())
+    assert q['project']['type'] == 'website'
+    assert set(q['metadata-files']) == {'nbdev.yml', 'sidebar.yml'}
+
+
+def test_nbdev_proc_nbs_succeeds(tmp_path):
+    # nbdev_proc_nbs only checks that a `quarto` executable exists (it would try to download one
+    # otherwise); a stand-in on PATH lets the processing itself run, on a copy of the project.
+    proj = tmp_path/'proj'
+    for name in ('settings.ini', '_quarto.yml'): shutil.copy(ROOT/name, proj/name if proj.exists() else (proj.mkdir() or proj/name))
+    shutil.copytree(ROOT/'nbs', proj/'nbs', symlinks=True)
+    shutil.copytree(ROOT/'larvae_nb', proj/'larvae_nb', ignore=shutil.ignore_patterns('__pycache__'))
+    bin_ = tmp_path/'bin'; bin_.mkdir()
+    stub = bin_/'quarto'; stub.write_text('#!/bin/sh\nexit 0\n'); stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    env = dict(os.environ, PATH=f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    nbdev_proc = Path(sys.executable).with_name('nbdev_proc_nbs')
+    r = subprocess.run([str(nbdev_proc), '--n_workers', '1'], cwd=proj, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    processed = {p.name for p in (proj/'_proc').rglob('*.ipynb')}
+    assert {p.name for p in NBS.glob('*.ipynb')} <= processed
