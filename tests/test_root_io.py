@@ -65,9 +65,13 @@ def test_truncated(good, tmp_path):
     one_line(e, 'cut.root', 'truncated ROOT file', 'copy the file again')
 
 
+@pytest.mark.parametrize('compression', ['zstd', 'lz4', 'zlib'])
 @pytest.mark.parametrize('where', [0.3, 0.5, 0.7])
-def test_overwritten_middle(good, tmp_path, where):
-    bad = tmp_path/'hit.root'
+def test_overwritten_middle(tmp_path, where, compression):
+    good, bad = tmp_path/'good.root', tmp_path/'hit.root'
+    rng = np.random.default_rng(2)
+    with RawWriter(good, n_ticks=TICKS, compression=compression) as w:
+        w.write(np.ones(8), np.zeros(8), np.arange(8), *(rng.normal(0, 3, (2, 8, 240, TICKS)).round().astype(np.int16)))
     shutil.copy(good, bad)
     with open(bad, 'r+b') as fh: fh.seek(int(good.stat().st_size*where)); fh.write(b'\x00\xff'*40)
     with pytest.raises(LarvaeError) as e: list(iterate_planes(bad, chunk_events=2))
