@@ -1,0 +1,72 @@
+"""Train -> infer end to end on a tiny synthetic image set, through the Python API, the stage functions
+behind `larvae train` / `larvae infer`, and the `larvae` command itself; bad input gives one-line errors."""
+import subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from larvae_nb.config import LarvaeError, load_config
+from larvae_nb.images import ImageSet
+from larvae_nb.inference import infer, infer_cmd, load_inference, novelty_auc
+from larvae_nb.train import train, train_cmd
+
+LARVAE = str(Path(sys.executable).with_name('larvae'))
+TINY = ['model.channels=[4,8]', 'model.latent=2', 'model.kernel=3', 'train.epochs=2', 'train.batch_size=8', 'train.device=cpu']
+
+
+def tiny_images(n=24, kaons=8):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n + kaons, 2, 48, 48, generator=g) * 50
+    keys = pd.DataFrame({'run': np.r_[np.full(n, 8000), np.full(kaons, 8001)], 'subrun': 0,
+                         'event': np.r_[np.arange(n), np.arange(kaons)], 'track': 0,
+                         'sample': ['proton'] * n + ['kaon'] * kaons})
+    return ImageSet(x=x, keys=keys)
+
+
+@pytest.fixture
+def images(tmp_path):
+    p = tmp_path / 'images' / 'images.pt'
+    p.parent.mkdir()
+    tiny_images().save(p)
+    return p
+
+
+def test_python_api_train_then_infer(tmp_path, images):
+    cfg = load_config(overrides=TINY)
+    hist = train(images, cfg, tmp_path / 'run', progress=False)
+    assert len(hist['val']['total']) == 2 and hist['n_train'] + hist['n_val'] == 24
+    paths = infer(tmp_path / 'run')
+    assert sorted(paths) == ['kaon', 'train', 'val']
+    kaon = load_inference(tmp_path / 'run', 'kaon')
+    assert kaon.mu.shape == (8, 2) and list(kaon.keys.columns) == ['run', 'subrun', 'event', 'track', 'sample']
+    assert 0 <= novelty_auc(tmp_path / 'run')['auc'] <= 1
+
+
+def test_stage_functions(tmp_path, images):
+    run = train_cmd(images=str(images.parent), runs=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3,
+                    epochs=2, batch_size=8, progress=False)
+    assert (run / 'model.pt').is_file() and (run / 'history.json').is_file()
+    infer_cmd(str(run))
+    assert (run / 'inference' / 'val.npz').is_file()
+    with pytest.raises(LarvaeError, match='run directory exists already'):
+        train_cmd(images=str(images), runs=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3, epochs=2,
+                  batch_size=8, progress=False)
+
+
+def test_missing_images_is_a_clear_error_and_makes_no_run(tmp_path):
+    with pytest.raises(LarvaeError, match='images file not found'):
+        train_cmd(images=str(tmp_path / 'nope.pt'), runs=str(tmp_path / 'runs'))
+    assert not (tmp_path / 'runs').exists()
+    with pytest.raises(LarvaeError, match='run directory not found'):
+        infer_cmd(str(tmp_path / 'no-run'))
+
+
+def test_command_line_bad_input_is_one_line(tmp_path):
+    r = subprocess.run([LARVAE, 'train', '--images', str(tmp_path / 'nope.pt'), '--runs', str(tmp_path / 'runs')],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'images file not found' in lines[0], r.stderr
