@@ -1,0 +1,84 @@
+"""Stage 1 throughput and memory, against baselines measured in the same run.
+
+    python tests/benchmarks/bench_dataset.py [--events 2000] [--workers 2]
+
+Simulates a data directory (proton sample only, channel-mapped layout, full 3072 ticks), then prints
+ - events/s of `build_dataset` (cluster, cut, match, merge, chi2, write),
+ - events/s of a bare chunked uproot read of the same raw branches (tree.iterate),
+ - events/s of the seed's one-event-at-a-time read (tree.arrays(entry_start=i, entry_stop=i+1)),
+ - the ratios (targets: >= 0.6 x bare read, >= 8 x one-at-a-time),
+ - peak RSS of the stage (parent + workers, sampled) at --small and --events events (target ratio <= 1.2).
+"""
+import argparse, json, os, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+
+import psutil
+import uproot
+
+
+def simulate(out, n, seed):
+    from larvae_nb.config import load_config
+    from larvae_nb.detsim import simulate as sim
+    cfg = load_config(overrides=[f'sim.n_protons={n}', 'sim.n_kaons=0', f'sim.seed={seed}'])
+    sim(out, cfg.sim, progress=False)
+    return Path(out)
+
+
+def bare_read(path, step=100):
+    t0, n = time.perf_counter(), 0
+    with uproot.open(path) as f:
+        for a in f['ana/raw'].iterate(['run', 'subrun', 'event', 'raw_rawadc', 'raw_channel'], step_size=step):
+            n += len(a)
+    return n / (time.perf_counter() - t0)
+
+
+def one_at_a_time(path, n=60):
+    with uproot.open(path) as f:
+        t = f['ana/raw']
+        t0 = time.perf_counter()
+        for i in range(min(n, t.num_entries)):
+            t.arrays(['run', 'subrun', 'event', 'raw_rawadc', 'raw_channel'], entry_start=i, entry_stop=i + 1)
+    return min(n, t.num_entries) / (time.perf_counter() - t0)
+
+
+def stage_in_subprocess(data, out, workers):
+    "Run build_dataset in a child process; return (seconds, peak RSS of the child and its workers [MB])."
+    code = ("import sys; from larvae_nb.config import load_config; from larvae_nb.dataset import build_dataset; "
+            f"build_dataset(sys.argv[1], sys.argv[2], load_config(overrides=['dataset.workers={workers}']), force=True, progress=False)")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, '-c', code, str(data), str(out)])
+    peak, proc = 0, psutil.Process(p.pid)
+    while p.poll() is None:
+        try: rss = sum(q.memory_info().rss for q in [proc] + proc.children(recursive=True))
+        except psutil.Error: rss = 0
+        peak = max(peak, rss); time.sleep(0.05)
+    if p.returncode: raise SystemExit(f"build_dataset failed with exit code {p.returncode}")
+    return time.perf_counter() - t0, peak / 2**20
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--events', type=int, default=2000)
+    ap.add_argument('--small', type=int, default=500)
+    ap.add_argument('--workers', type=int, default=2)
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix='bench_dataset_'))
+    print(f"simulating {a.small} and {a.events} proton events in {tmp} ...", flush=True)
+    small, big = simulate(tmp/'small', a.small, 1), simulate(tmp/'big', a.events, 2)
+    raw = big/'protons.root'
+    bare = bare_read(raw)
+    single = one_at_a_time(raw)
+    t_small, rss_small = stage_in_subprocess(small, tmp/'out_small', a.workers)
+    t_big, rss_big = stage_in_subprocess(big, tmp/'out_big', a.workers)
+    rate = a.events / t_big
+    info = json.loads((tmp/'out_big'/'dataset.json').read_text())
+    print(f"build_dataset ({a.workers} workers): {rate:8.1f} events/s  ({a.events} events in {t_big:.1f} s incl. start-up; "
+          f"stage's own clock {info['events_per_second']} events/s)")
+    print(f"bare chunked uproot read:      {bare:8.1f} events/s   ratio stage/bare = {rate/bare:.2f} (target >= 0.6)")
+    print(f"one event at a time (seed):    {single:8.1f} events/s   ratio stage/one-at-a-time = {rate/single:.1f} (target >= 8)")
+    print(f"peak RSS: {rss_small:.0f} MB at {a.small} events, {rss_big:.0f} MB at {a.events} events; "
+          f"ratio {rss_big/rss_small:.2f} (target <= 1.2)")
+
+
+if __name__ == '__main__':
+    main()
