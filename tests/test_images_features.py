@@ -1,0 +1,74 @@
+"""`larvae images` and `larvae features` end to end on a small synthetic tracks.parquet, and their bad-input errors."""
+import subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+LARVAE = str(Path(sys.executable).with_name('larvae'))
+
+
+def run(*args):
+    return subprocess.run([LARVAE, *args], capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(r, *contains):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
+    for c in contains: assert c in lines[0], lines[0]
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    "A dataset directory with tracks.parquet of 12 synthetic tracks (run 3, events 0..11)."
+    d = tmp_path_factory.mktemp('ds')
+    rng, rows = np.random.default_rng(0), []
+    for i in range(12):
+        h, w = int(rng.integers(20, 90)), int(rng.integers(40, 400))
+        img = np.zeros((h, w), np.float32)
+        t = np.linspace(2, w - 3, h).astype(int)
+        img[np.arange(h), t] = 60 + 400*np.arange(h)/h
+        rows.append(dict(run=3, subrun=1, event=i, track=0, sample='proton' if i % 3 else 'kaon',
+                         col_image=list(img), col_profile=img.max(axis=1), ind_image=list(0.4*img)))
+    pd.DataFrame(rows).sample(frac=1, random_state=0).to_parquet(d/'tracks.parquet')
+    return d
+
+
+def test_images_end_to_end(dataset, tmp_path):
+    r = run('images', '--dataset', str(dataset), '--out', str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    from larvae_nb.images import ImageSet
+    ims = ImageSet.load(tmp_path/'images.pt')
+    assert tuple(ims.x.shape) == (12, 2, 48, 48)
+    assert sorted(ims.keys['event']) == list(range(12))
+    assert (ims.keys['sample'] == 'kaon').sum() == 4
+    assert [p.name for p in tmp_path.iterdir()] == ['images.pt']
+
+
+def test_features_end_to_end(dataset, tmp_path):
+    r = run('features', '--dataset', str(dataset), '--out', str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    f = pd.read_parquet(tmp_path/'features.parquet')
+    assert len(f) == 12 and f.shape[1] == 5 + 25
+    assert f['total_adc'].notna().all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['features.json', 'features.parquet']
+
+
+@pytest.mark.parametrize('cmd', ['images', 'features'])
+def test_missing_tracks_is_one_line(cmd, tmp_path):
+    one_line_error(run(cmd, '--dataset', str(tmp_path), '--out', str(tmp_path/'o')), 'tracks.parquet', 'no tracks file')
+    assert not (tmp_path/'o').exists()
+
+
+@pytest.mark.parametrize('cmd, col', [('images', 'ind_image'), ('features', 'col_image')])
+def test_missing_column_is_one_line(cmd, col, dataset, tmp_path):
+    pd.read_parquet(dataset/'tracks.parquet').drop(columns=col).to_parquet(tmp_path/'tracks.parquet')
+    one_line_error(run(cmd, '--dataset', str(tmp_path), '--out', str(tmp_path/'o')), f"lacks column(s) ['{col}']")
+
+
+@pytest.mark.parametrize('cmd', ['images', 'features'])
+def test_corrupt_tracks_is_one_line(cmd, tmp_path):
+    (tmp_path/'tracks.parquet').write_bytes(b'not parquet')
+    one_line_error(run(cmd, '--dataset', str(tmp_path), '--out', str(tmp_path/'o')), 'not a readable Parquet file')
