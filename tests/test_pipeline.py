@@ -1,0 +1,81 @@
+"""`larvae pipeline` end to end on the quick settings: every stage, the reports, skipping, --force, a failing stage."""
+import hashlib, json, os, subprocess, sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+LARVAE = str(Path(sys.executable).with_name('larvae'))
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+STAGES = ['simulate', 'dataset', 'images', 'train', 'infer', 'features', 'classify', 'analyse', 'report']
+
+
+def larvae(*args, check=True):
+    r = subprocess.run([LARVAE, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
+    if check and r.returncode != 0: raise AssertionError(f"larvae {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def digest(p: Path) -> str: return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp('pipeline')/'out'
+    r = larvae('pipeline', '--quick', '--out', out)
+    return out, r.stdout
+
+
+def test_every_stage_runs_and_the_reports_are_executed(quick):
+    out, log = quick
+    for s in STAGES: assert f'[{s:>9}] done in' in log, (s, log)
+    info = json.loads((out/'pipeline.json').read_text())
+    run = out/info['run']
+    assert (run/'metrics.json').is_file() and (run/'classifier'/'predictions.parquet').is_file()
+    metrics = json.loads((run/'metrics.json').read_text())
+    assert 0.0 <= metrics['truth']['table']['seed chi2 (p - K)']['auc'] <= 1.0
+    reports = sorted(p.name for p in (out/'report').glob('*.ipynb'))
+    assert reports == ['20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb']
+    nb = nbformat.read(out/'report'/'22_report_pid.ipynb', as_version=4)
+    text = ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.outputs)
+    assert 'true kaons' in text  # the PID table was printed, from this run's metrics
+    assert not list((out/'report').glob('.*.part.ipynb'))  # no half-written report left behind
+
+
+def test_a_rerun_skips_every_stage(quick):
+    out, _ = quick
+    log = larvae('pipeline', '--quick', '--out', out).stdout
+    for s in STAGES: assert f'[{s:>9}] unchanged, skipped' in log, (s, log)
+
+
+def test_a_failing_stage_is_one_line_and_keeps_earlier_outputs(quick):
+    out, _ = quick
+    tracks, images = out/'dataset'/'tracks.parquet', out/'images'/'images.pt'
+    before, saved = digest(tracks), images.read_bytes()
+    (out/'.stages'/'train.json').unlink()  # make the train stage run again ...
+    images.write_bytes(b'not a torch file')  # ... on an unreadable images file
+    try:
+        r = larvae('pipeline', '--quick', '--out', out, check=False)
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and 'images.pt' in err[0] and 'Traceback' not in r.stderr, r.stderr
+        assert digest(tracks) == before  # what earlier stages wrote is untouched
+        assert not (out/'.stages'/'train.json').exists()  # the failed stage is not marked done
+    finally:
+        images.write_bytes(saved)
+    log = larvae('pipeline', '--quick', '--out', out).stdout  # mended input: the pipeline picks up where it failed
+    assert '[    train] done in' in log and '[ simulate] unchanged, skipped' in log
+
+
+def test_force_redoes_stages(quick):
+    out, _ = quick
+    log = larvae('pipeline', '--quick', '--out', out, '--force', '--until', 'images').stdout
+    for s in ('simulate', 'dataset', 'images'): assert f'[{s:>9}] done in' in log, log
+    assert 'train' not in log
+
+
+def test_unknown_stage_and_missing_data_are_one_line_errors(tmp_path):
+    r = larvae('pipeline', '--out', tmp_path/'o', '--until', 'analyze', check=False)
+    assert r.returncode == 2 and "did you mean 'analyse'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = larvae('pipeline', '--out', tmp_path/'o', '--data', tmp_path/'nowhere', check=False)
+    assert r.returncode == 2 and 'nowhere' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
