@@ -37,7 +37,7 @@ setuptools.setup(
                 + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     packages=setuptools.find_packages(include=['larvae_nb', 'larvae_nb.*']),
     include_package_data=True,
-    package_data={'larvae_nb': ['configs/*.yaml']},
+    package_data={'larvae_nb': ['configs/*.yaml', 'templates/*.ipynb']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements,
                     'ssh': ['asyncssh>=2.14'],
