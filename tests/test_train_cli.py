@@ -70,3 +70,21 @@ def test_command_line_bad_input_is_one_line(tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and 'images file not found' in lines[0], r.stderr
+
+
+def test_larvae_classify_scores_every_analysed_track_held_out(tmp_path, images):
+    run = train_cmd(images=str(images), runs=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3,
+                    epochs=2, batch_size=8, progress=False)
+    r = subprocess.run([LARVAE, 'classify', '--run', str(run), '--no-progress'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'held-out AUC' in r.stdout
+    pred = pd.read_parquet(run / 'classifier' / 'predictions.parquet')
+    split = pd.read_parquet(run / 'split.parquet')
+    val = split[split.split == 'val'][['run', 'subrun', 'event']]
+    # every kaon and every validation proton of the VAE, once; no proton the VAE trained on
+    assert (pred['sample'] == 'kaon').sum() == 8
+    prot = pred[pred['sample'] == 'proton'][['run', 'subrun', 'event']]
+    assert len(prot) == len(val) and len(prot.merge(val)) == len(val)
+    assert pred.p_kaon.between(0, 1).all() and not pred.duplicated(['run', 'subrun', 'event', 'track']).any()
+    r = subprocess.run([LARVAE, 'classify', '--run', str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'not a training run' in r.stderr and len(r.stderr.strip().splitlines()) == 1
