@@ -15,9 +15,9 @@ from .config import TRACK_KEY, LarvaeError, atomic_path, atomic_write
 
 # %% auto #0
 __all__ = ['FEATURE_UNITS', 'TOPOLOGY', 'FEATURE_CATEGORIES', 'FEATURES', 'RISE_WIRES', 'PEAK_HALF', 'END_FRACTION',
-           'MAXIMA_PROMINENCE', 'FEATURE_KEYS', 'pixel_features', 'profile_features', 'solidity', 'n_local_maxima',
-           'profile_moments', 'track_features', 'compute_features', 'features_cmd', 'plot_feature_histograms',
-           'umap_embedding', 'umap_plot']
+           'MAXIMA_PROMINENCE', 'FEATURE_KEYS', 'MATH_FONTS', 'pixel_features', 'profile_features', 'solidity',
+           'n_local_maxima', 'profile_moments', 'track_features', 'compute_features', 'features_cmd', 'plot_style',
+           'plot_feature_histograms', 'umap_embedding', 'umap_plot']
 
 # %% ../nbs/13_features.ipynb #b12cb343
 FEATURE_UNITS = {
@@ -164,6 +164,14 @@ def features_cmd(dataset:str, # dataset directory holding tracks.parquet
     print(f"wrote {len(df)} tracks × {len(FEATURES)} features to {path}" + (f"; NaN counts: {why}" if why else '; no NaN'))
     return path
 
+# %% ../nbs/13_features.ipynb #b16ec41e
+MATH_FONTS = {'mathtext.fontset': 'dejavusans'}  # math text fonts that do not depend on rc parameters at draw time
+
+def plot_style():
+    "The mplhep DUNE (else ATLAS) style with self-contained math fonts, as a context manager."
+    import matplotlib.pyplot as plt, mplhep as hep
+    return plt.style.context([getattr(hep.style, 'DUNE', hep.style.ATLAS), MATH_FONTS])
+
 # %% ../nbs/13_features.ipynb #7ac34d81
 def plot_feature_histograms(df:pd.DataFrame, # keyed features (compute_features)
                             features=None, # feature names (default: all 25)
@@ -174,7 +182,7 @@ def plot_feature_histograms(df:pd.DataFrame, # keyed features (compute_features)
     import matplotlib.pyplot as plt, mplhep as hep
     features = list(features or FEATURES)
     nrows = -(-len(features)//ncols)
-    with plt.style.context(hep.style.DUNE if hasattr(hep.style, 'DUNE') else hep.style.ATLAS):
+    with plot_style():
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.4*ncols, 2.8*nrows), squeeze=False, layout='constrained')
         for ax, f in zip(axes.flat, features):
             v = df[f].to_numpy(float); v = v[np.isfinite(v)]
@@ -236,7 +244,7 @@ def umap_plot(latents:np.ndarray, # (n, d) latent means
     if len(j) < 3: raise LarvaeError(f"umap_plot: only {len(j)} latent rows have a feature row with the same key")
     j = j.sort_values('_row').reset_index(drop=True)
     emb = umap_embedding(np.asarray(latents, np.float64)[j['_row'].to_numpy()], j[k], cache_path, reducer, seed)
-    with plt.style.context(hep.style.DUNE if hasattr(hep.style, 'DUNE') else hep.style.ATLAS):
+    with plot_style():
         fig, axes = plt.subplots(1, len(feature_names), figsize=(4.6*len(feature_names), 4), squeeze=False, layout='constrained')
         for ax, f in zip(axes[0], feature_names):
             sc = ax.scatter(emb[:, 0], emb[:, 1], c=j[f], s=6, cmap='viridis')

@@ -151,7 +151,8 @@ def plot_novelty(run_dir, sample:str='kaon', reference:str='val', score:str='rec
     "Histograms of the reconstruction error of `reference` protons and `sample` images."
     import matplotlib.pyplot as plt, mplhep as hep
     ref, new = load_inference(run_dir, reference), load_inference(run_dir, sample)
-    with plt.style.context(hep.style.DUNE if hasattr(hep.style, 'DUNE') else hep.style.ATLAS):
+    from larvae_nb.features import plot_style  # DUNE style with self-contained math fonts (13_features)
+    with plot_style():
         if ax is None: _, ax = plt.subplots(figsize=(7, 5))
         a, b = getattr(ref, score), getattr(new, score)
         bins = np.linspace(0, np.quantile(np.r_[a, b], 0.99), 40)

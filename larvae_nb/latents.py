@@ -17,7 +17,6 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import mutual_info_regression
-from sklearn.inspection import permutation_importance
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
 from sklearn.metrics import (accuracy_score, adjusted_rand_score, balanced_accuracy_score, cohen_kappa_score, mean_absolute_error,
                              mean_squared_error, mutual_info_score, r2_score, roc_auc_score, roc_curve)
@@ -29,19 +28,20 @@ from sklearn.preprocessing import StandardScaler
 
 from .config import (EVENT_KEY, TRACK_KEY, AnalysisConfig, LarvaeError, atomic_path, atomic_write,
                               did_you_mean, load_config)
+from .features import plot_style
 
 # %% auto #0
 __all__ = ['LATENT_PREFIX', 'SYNTH_CATEGORIES', 'NON_FEATURE_COLUMNS', 'PID_COLUMN', 'TRAVERSAL_STEPS', 'TRAVERSAL_SPAN',
-           'PLANES', 'MLP_MAX_ITER', 'MAX_PAIR_DIMS', 'PERMUTATION_REPEATS', 'ACTIVE_UNIT_THRESHOLD', 'PURITY_TARGET',
-           'MIG_BINS', 'DCI_TREES', 'DCI_LASSO_ALPHA', 'ANALYSES', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'RECON_FIELDS',
-           'CHI2_SCORES', 'TRUTH_FACTORS', 'SCORE_COLUMN_NAMES', 'CNN_COLUMN', 'latent_columns', 'latent_frame',
-           'join_on_keys', 'synthetic_latents', 'feature_columns', 'plain', 'spearman', 'univariate_r2', 'category_r2',
-           'dimension_roles', 'correlation', 'traversal_grid', 'traversal', 'make_classifier', 'cv_probe',
-           'agreement_table', 'logistic', 'make_regressor', 'cv_regress', 'nonlinear', 'feature_auc',
-           'participation_ratio', 'active_units', 'cluster_purity', 'separation', 'efficiency_at_purity',
-           'pid_roc_table', 'mig', 'dci', 'check_analyses', 'read_table', 'resolve_loader', 'load_latents',
-           'case_figure', 'hardest_images', 'read_scores', 'join_cnn', 'save_outputs', 'run_decoder', 'analyse',
-           'analyse_cmd']
+           'PLANES', 'MLP_MAX_ITER', 'ANALYSIS_JOBS', 'MAX_PAIR_DIMS', 'PERMUTATION_REPEATS', 'ACTIVE_UNIT_THRESHOLD',
+           'PURITY_TARGET', 'MIG_BINS', 'DCI_TREES', 'DCI_LASSO_ALPHA', 'ANALYSES', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN',
+           'RECON_FIELDS', 'CHI2_SCORES', 'TRUTH_FACTORS', 'SCORE_COLUMN_NAMES', 'CNN_COLUMN', 'METHOD_LABELS',
+           'ROLE_LABELS', 'latent_columns', 'latent_frame', 'join_on_keys', 'synthetic_latents', 'feature_columns',
+           'plain', 'spearman', 'univariate_r2', 'category_r2', 'dimension_roles', 'correlation', 'traversal_grid',
+           'traversal', 'pmap', 'make_classifier', 'cv_probe', 'agreement_table', 'logistic', 'make_regressor',
+           'permutation_r2', 'cv_regress', 'nonlinear', 'feature_auc', 'participation_ratio', 'active_units',
+           'cluster_purity', 'separation', 'efficiency_at_purity', 'pid_roc_table', 'mig', 'dci', 'check_analyses',
+           'read_table', 'resolve_loader', 'load_latents', 'case_figure', 'hardest_images', 'read_scores', 'join_cnn',
+           'save_outputs', 'run_decoder', 'analyse', 'summary', 'analyse_cmd']
 
 # %% ../nbs/14_latents.ipynb #8035e13f
 LATENT_PREFIX = 'z'  # latent columns are z0, z1, ... (posterior means)
@@ -135,11 +135,6 @@ def plain(x):
     if isinstance(x, (float, np.floating)): return float(x) if np.isfinite(x) else None
     return x
 
-def _style():
-    "The mplhep DUNE style as a context manager."
-    import matplotlib.pyplot as plt, mplhep as hep
-    return plt.style.context(getattr(hep.style, 'DUNE', hep.style.ATLAS))
-
 def _heatmap(ax, m:pd.DataFrame, label:str, vmin=-1., vmax=1., cmap='RdBu_r'):
     "Draw `m` (rows x columns) as a heatmap with its colour bar."
     im = ax.imshow(m.values.astype(float), vmin=vmin, vmax=vmax, cmap=cmap, aspect='auto')
@@ -171,7 +166,7 @@ def category_r2(r2:pd.DataFrame, # univariate R², dims x features
 def _corr_figures(rho:dict, ff:pd.DataFrame, cat:pd.DataFrame)->dict:
     import matplotlib.pyplot as plt
     figs = {}
-    with _style():
+    with plot_style():
         fig, axs = plt.subplots(1, len(rho), figsize=(6*len(rho), 5), squeeze=False)
         for ax, (name, m) in zip(axs[0], rho.items()):
             _heatmap(ax, m, 'Spearman ρ'); ax.set_title(name, fontsize=12)
@@ -252,7 +247,7 @@ def traversal_grid(decode:Callable, # latent tensor (B, d) -> images (B, 2, H, W
 def _traversal_figure(grid:np.ndarray, span:float):
     import matplotlib.pyplot as plt
     d, n, _, h, w = grid.shape
-    with _style():
+    with plot_style():
         fig, axs = plt.subplots(1, 2, figsize=(2 + 0.9*n*2, 1 + 0.9*d))
         for p, ax in enumerate(axs):
             mosaic = grid[:, :, p].transpose(0, 2, 1, 3).reshape(d*h, n*w)
@@ -279,12 +274,23 @@ def traversal(decode:Callable, # latent tensor (B, d) -> images (B, 2, H, W)
 # %% ../nbs/14_latents.ipynb #603c8e4a
 MLP_MAX_ITER = 400  # Adam epochs for the probe and regression MLPs
 
+ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
+
 @contextmanager
 def _quiet():
     "Silence convergence warnings of small sklearn fits."
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', ConvergenceWarning)
         yield
+
+def pmap(fn:Callable, # a module-level function
+         tasks:list, # one tuple of positional arguments per call
+         n_jobs:int=1, # worker processes; 1 runs in this process
+        )->list:
+    "`[fn(*t) for t in tasks]`, in `n_jobs` joblib worker processes when `n_jobs > 1`; results in task order."
+    if n_jobs == 1 or len(tasks) < 2: return [fn(*t) for t in tasks]
+    from joblib import Parallel, delayed
+    return Parallel(n_jobs=n_jobs)(delayed(fn)(*t) for t in tasks)
 
 def make_classifier(kind:str, seed:int):
     "A standardised logistic regression (class-balanced) or MLP (32, 16) classifier."
@@ -322,7 +328,7 @@ def agreement_table(probe_kaon:np.ndarray, # (n,) bool, the probe says kaon
 
 def _probe_figure(single:dict, allres:dict):
     import matplotlib.pyplot as plt
-    with _style():
+    with plot_style():
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, (kind, res) in enumerate(single.items()):
             dims = list(res)
@@ -337,14 +343,19 @@ def logistic(Z:pd.DataFrame, # latents of validation protons and kaons
              reference:np.ndarray|None=None, # (n,) reference kaon label (e.g. chi2 hypothesis == kaon), NaN = none
              models=('logistic', 'mlp'), folds:int=5, seed:int=0,
              n_hardest:int=8, # how many hardest cases to return
-             plot:bool=True)->dict:
+             plot:bool=True,
+             n_jobs:int=1, # worker processes for the probes (see `pmap`)
+            )->dict:
     "Proton/kaon probe AUC and accuracy on single dims, pairs (<= 8 dims) and all dims; agreement; hardest cases."
     y, dims = np.asarray(is_kaon).astype(int), list(Z.columns)
     num = lambda r: {k: r[k] for k in ('auc', 'auc_std', 'accuracy')}
-    single = {m: {c: num(cv_probe(Z[[c]].values, y, m, folds, seed)) for c in dims} for m in models}
-    pairs = ({m: {f'{a}+{b}': num(cv_probe(Z[[a, b]].values, y, m, folds, seed)) for a, b in combinations(dims, 2)} for m in models}
-             if 2 < len(dims) <= MAX_PAIR_DIMS else {})
-    full = {m: cv_probe(Z.values, y, m, folds, seed) for m in models}
+    sets = [('single', c, [c]) for c in dims] + [('all', None, dims)]
+    if 2 < len(dims) <= MAX_PAIR_DIMS: sets += [('pairs', f'{a}+{b}', [a, b]) for a, b in combinations(dims, 2)]
+    tasks = [(group, name, m) for group, name, _ in sets for m in models]
+    res = dict(zip(tasks, pmap(cv_probe, [(Z[cols].values, y, m, folds, seed) for _, _, cols in sets for m in models], n_jobs)))
+    single = {m: {c: num(res['single', c, m]) for c in dims} for m in models}
+    pairs = {m: {n: num(r) for (g, n, mm), r in res.items() if g == 'pairs' and mm == m} for m in models} if 2 < len(dims) <= MAX_PAIR_DIMS else {}
+    full = {m: res['all', None, m] for m in models}
     prob = full[models[0]]['prob']
     hard = np.argsort(-np.abs(prob - y), kind='stable')[:n_hardest]
     out = {'single': single, 'pairs': pairs, 'all': {m: num(r) for m, r in full.items()}, 'hardest': hard.tolist(),
@@ -364,24 +375,38 @@ def make_regressor(kind:str, seed:int):
     else: raise LarvaeError(f"unknown regressor {kind!r}; {did_you_mean(kind, ('ridge', 'mlp'))}")
     return TransformedTargetRegressor(m, transformer=StandardScaler())
 
+def permutation_r2(model, # a fitted regressor
+                   X:np.ndarray, # (n, d) held-out inputs
+                   y:np.ndarray, # (n,) held-out targets
+                   n_repeats:int=PERMUTATION_REPEATS, seed:int=0)->np.ndarray:
+    "Mean drop of R² when each input column is shuffled (sklearn's `permutation_importance`, one batched predict)."
+    X = np.asarray(X, float); n, d = X.shape
+    col_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)  # as sklearn draws it
+    blocks = []
+    for c in range(d):  # the same cumulative shuffles as sklearn, per column
+        rng, Xp, idx = np.random.RandomState(col_seed), X.copy(), np.arange(n)
+        for _ in range(n_repeats):
+            rng.shuffle(idx); Xp[:, c] = Xp[idx, c]; blocks.append(Xp.copy())
+    pred = model.predict(np.concatenate(blocks)).reshape(d, n_repeats, n)
+    base = r2_score(y, model.predict(X))
+    return np.array([[base - r2_score(y, pred[c, k]) for k in range(n_repeats)] for c in range(d)]).mean(1)
+
 def cv_regress(X:np.ndarray, y:np.ndarray, kind:str='ridge', folds:int=5, seed:int=0, importance:bool=False)->dict:
     "k-fold out-of-fold predictions, R², MAE, RMSE and (optionally) mean permutation importance per input."
     pred, imp = np.zeros(len(y)), np.zeros(X.shape[1])
     with _quiet():
         for tr, te in KFold(folds, shuffle=True, random_state=seed).split(X):
             m = make_regressor(kind, seed).fit(X[tr], y[tr]); pred[te] = m.predict(X[te])
-            if importance:
-                imp += permutation_importance(m, X[te], y[te], scoring='r2', n_repeats=PERMUTATION_REPEATS,
-                                              random_state=seed).importances_mean/folds
+            if importance: imp += permutation_r2(m, X[te], y[te], PERMUTATION_REPEATS, seed)/folds
     return {'r2': r2_score(y, pred), 'mae': mean_absolute_error(y, pred), 'rmse': float(np.sqrt(mean_squared_error(y, pred))),
             'pred': pred, 'importance': imp}
 
-# %% ../nbs/14_latents.ipynb #2fc6bf9b
+# %% ../nbs/14_latents.ipynb #ebd0f4c8
 def _nonlinear_figures(res:dict, dims:list)->dict:
     import matplotlib.pyplot as plt
     feats = list(res)
     figs = {}
-    with _style():
+    with plot_style():
         fig, ax = plt.subplots(figsize=(max(6, 0.5*len(feats)), 4.5))
         x = np.arange(len(feats))
         ax.bar(x - 0.2, [res[f]['r2_ridge'] for f in feats], 0.4, label='ridge')
@@ -395,21 +420,31 @@ def _nonlinear_figures(res:dict, dims:list)->dict:
             ax.set_xlabel('feature'); ax.set_ylabel('latent dimension'); fig.tight_layout(); figs[key] = fig
     return figs
 
+def _regress_feature(X:np.ndarray, y:np.ndarray, folds:int, seed:int)->tuple[dict, np.ndarray]:
+    "Ridge and MLP cross-validated regressions of one feature, and the mutual information of each input with it."
+    r = {k: cv_regress(X, y, k, folds, seed, importance=k == 'mlp') for k in ('ridge', 'mlp')}
+    return r, mutual_info_regression(X, y, random_state=seed)
+
 def nonlinear(Z:pd.DataFrame, # latents
               F:pd.DataFrame, # features, same rows
               sample=None, # per-row sample labels, for per-sample R²
-              folds:int=5, seed:int=0, plot:bool=True)->dict:
+              folds:int=5, seed:int=0, plot:bool=True,
+              n_jobs:int=1, # worker processes, one feature per task (see `pmap`)
+             )->dict:
     "Ridge vs MLP R² per feature and their gap, per-sample R², MAE/RMSE, permutation importance and MI per dimension."
     X, dims, res, skipped = Z.values.astype(float), list(Z.columns), {}, {}
     sample = None if sample is None else np.asarray(sample)
+    todo = []
     for f in F.columns:
         y = F[f].values.astype(float); ok = np.isfinite(y)
-        if ok.sum() < 2*folds or np.ptp(y[ok]) == 0: skipped[f] = f'{int(ok.sum())} finite values, spread {np.ptp(y[ok]) if ok.any() else 0:g}'; continue
-        r = {k: cv_regress(X[ok], y[ok], k, folds, seed, importance=k == 'mlp') for k in ('ridge', 'mlp')}
+        if ok.sum() < 2*folds or np.ptp(y[ok]) == 0: skipped[f] = f'{int(ok.sum())} finite values, spread {np.ptp(y[ok]) if ok.any() else 0:g}'
+        else: todo.append((f, y, ok))
+    fits = pmap(_regress_feature, [(X[ok], y[ok], folds, seed) for _, y, ok in todo], n_jobs)
+    for (f, y, ok), (r, mi) in zip(todo, fits):
         out = {'r2_ridge': r['ridge']['r2'], 'r2_mlp': r['mlp']['r2'], 'r2_gap': r['mlp']['r2'] - r['ridge']['r2'],
                'mae_ridge': r['ridge']['mae'], 'mae_mlp': r['mlp']['mae'], 'rmse_ridge': r['ridge']['rmse'], 'rmse_mlp': r['mlp']['rmse'],
                'n_missing': int((~ok).sum()), 'permutation_importance': dict(zip(dims, r['mlp']['importance'])),
-               'mutual_information': dict(zip(dims, mutual_info_regression(X[ok], y[ok], random_state=seed)))}
+               'mutual_information': dict(zip(dims, mi))}
         if sample is not None:
             out['per_sample'] = {s: {k: r2_score(y[ok][sample[ok] == s], r[k]['pred'][sample[ok] == s]) for k in ('ridge', 'mlp')}
                                  for s in sorted(set(sample[ok])) if (sample[ok] == s).sum() > 2 and np.ptp(y[ok][sample[ok] == s]) > 0}
@@ -420,21 +455,24 @@ def nonlinear(Z:pd.DataFrame, # latents
     return out
 
 # %% ../nbs/14_latents.ipynb #a21a6754
-def feature_auc(Z:pd.DataFrame, F:pd.DataFrame, sample=None, folds:int=5, seed:int=0, plot:bool=True)->dict:
+def feature_auc(Z:pd.DataFrame, F:pd.DataFrame, sample=None, folds:int=5, seed:int=0, plot:bool=True,
+                n_jobs:int=1, # worker processes for the probes (see `pmap`)
+               )->dict:
     "Per sample and feature, the 5-fold AUC of a latent logistic regression predicting 'feature above its median'."
     sample = np.full(len(Z), 'all') if sample is None else np.asarray(sample)
-    auc, skipped = {}, {}
+    auc, skipped, todo = {}, {}, []
     for s in sorted(set(sample)):
         Zs, Fs, auc[s] = Z.values[sample == s], F[sample == s], {}
         for f in F.columns:
             v = Fs[f].values.astype(float); ok = np.isfinite(v)
             y = (v[ok] > np.median(v[ok])).astype(int) if ok.any() else np.zeros(0, int)
-            if min(np.bincount(y, minlength=2)) < folds: skipped[f'{s}/{f}'] = f'median split {np.bincount(y, minlength=2).tolist()}'; continue
-            auc[s][f] = cv_probe(Zs[ok], y, 'logistic', folds, seed)['auc']
+            if min(np.bincount(y, minlength=2)) < folds: skipped[f'{s}/{f}'] = f'median split {np.bincount(y, minlength=2).tolist()}'
+            else: todo.append((s, f, (Zs[ok], y, 'logistic', folds, seed)))
+    for (s, f, _), r in zip(todo, pmap(cv_probe, [t for _, _, t in todo], n_jobs)): auc[s][f] = r['auc']
     out = {'auc': auc, 'skipped': skipped}
     if plot:
         import matplotlib.pyplot as plt
-        with _style():
+        with plot_style():
             fig, ax = plt.subplots(figsize=(max(6, 0.5*F.shape[1]), 1.5 + 0.6*len(auc)))
             _heatmap(ax, pd.DataFrame(auc).T.reindex(columns=F.columns), 'AUC [fraction]', vmin=0.5, vmax=1., cmap='viridis')
             ax.set_xlabel('feature'); ax.set_ylabel('sample'); fig.tight_layout()
@@ -478,7 +516,7 @@ def separation(Z:pd.DataFrame, # proton + kaon latents
         import matplotlib.pyplot as plt
         ev, vec = np.linalg.eigh(np.atleast_2d(np.cov(X, rowvar=False)))
         pc = (X - X.mean(0)) @ vec[:, ::-1][:, :2] if X.shape[1] > 1 else np.c_[X[:, 0], np.zeros(len(X))]
-        with _style():
+        with plot_style():
             fig, ax = plt.subplots(figsize=(6, 5))
             for s in sorted(set(labels)): ax.scatter(*pc[labels == s].T, s=6, alpha=0.6, label=s)
             ax.set_xlabel('latent PC 1 [latent units]'); ax.set_ylabel('latent PC 2 [latent units]'); ax.legend(fontsize=9)
@@ -520,7 +558,7 @@ def pid_roc_table(scores:dict, # method name -> (n,) score, larger = more kaon-l
     out = {'table': table, 'n_events': int(ok.sum()), 'n_dropped': int((~ok).sum()), 'n_kaon': int(y[ok].sum())}
     if plot:
         import matplotlib.pyplot as plt
-        with _style():
+        with plot_style():
             fig, ax = plt.subplots(figsize=(6, 5.5))
             for k, v in S.items():
                 fpr, tpr, _ = roc_curve(y[ok], v[ok])
@@ -663,7 +701,7 @@ def case_figure(images:np.ndarray, # (n, 2, H, W) images, channel 0 collection
     "Both planes of each image in a column, one column per track."
     import matplotlib.pyplot as plt
     n = len(images)
-    with _style():
+    with plot_style():
         fig, axs = plt.subplots(2, n, figsize=(1.8*n + 1, 4), squeeze=False)
         for i in range(n):
             for p in range(2):
@@ -777,6 +815,7 @@ def analyse(run_dir, # the training run directory
             categories:dict|None=None, # feature -> category for the variance decomposition
             scores_path=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
             cnn_path=None, # the supervised CNN's held-out predictions; default RUN/classifier/predictions.parquet when present
+            n_jobs:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits (the numbers do not depend on it)
            )->dict:
     "Run the selected latent analyses of a run; save figures and metrics.json; return the numbers."
     run_dir, cfg, names = Path(run_dir), cfg or AnalysisConfig(), check_analyses(analyses)
@@ -802,15 +841,15 @@ def analyse(run_dir, # the training run directory
             r = {'skipped': why} if dec is None else traversal(dec, np.median(Z[~y].values, 0), Z[~y].values.std(0), seed=cfg.seed)
         elif name == 'logistic':
             ref = (j[REFERENCE_COLUMN] == 0).astype(float).where(j[REFERENCE_COLUMN].notna()).values if REFERENCE_COLUMN in j else None
-            r = logistic(Z, y, ref, **kw)
+            r = logistic(Z, y, ref, **kw, n_jobs=n_jobs)
             cases = j.loc[r['hardest'], list(TRACK_KEY) + ['sample', 'split']].reset_index(drop=True)
             r['hardest_keys'] = cases.to_dict('records')
             imgs = hardest_images(run_dir, cases, loader)
             if imgs is not None:
                 figures['hardest_cases'] = case_figure(imgs, [f"{c['sample']} {c['run']}/{c['subrun']}/{c['event']}\nP(K)={p:.2f}"
                                                                for c, p in zip(r['hardest_keys'], r['hardest_score'])])
-        elif name == 'nonlinear': r = nonlinear(Z, F, s, **kw)
-        elif name == 'feature_auc': r = feature_auc(Z, F, s, **kw)
+        elif name == 'nonlinear': r = nonlinear(Z, F, s, **kw, n_jobs=n_jobs)
+        elif name == 'feature_auc': r = feature_auc(Z, F, s, **kw, n_jobs=n_jobs)
         elif name == 'separation': r = separation(Z, s, n_init=cfg.gmm_inits, seed=cfg.seed)
         elif name == 'truth':
             if truth_path is None: r = {'skipped': 'no truth table (simulation only); pass truth_path'}
@@ -821,15 +860,41 @@ def analyse(run_dir, # the training run directory
     return metrics
 
 # %% ../nbs/14_latents.ipynb #d2110ee5
+METHOD_LABELS = {'probe_kaon_prob': 'latent logistic probe', 'gmm_kaon_prob': 'latent GMM (2 components)'}  # display names of metrics keys
+ROLE_LABELS = {'calorimetry': 'Bragg-peak (calorimetry)', 'topology': 'topology', 'neither': 'neither (mean R² < 0.02)'}
+
+def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read back)
+           )->str:
+    "The PID table against truth, the latent probe next to the supervised CNN, and what each latent dimension carries, as text."
+    lines, t = [], metrics.get('truth') or {}
+    if t.get('table'):
+        lines.append(f"PID against true species on the same {t['n_events']} events ({t['n_kaon']} kaons; "
+                     f"{t['n_dropped']} analysed tracks left out because a method did not score them)")
+        for k, v in sorted(t['table'].items(), key=lambda kv: -kv[1]['auc']):
+            eff = next(val for key, val in v.items() if key.startswith('kaon_efficiency'))
+            lines.append(f"  {METHOD_LABELS.get(k, k):<28} AUC {v['auc']:.3f}   kaon efficiency at {PURITY_TARGET:.0%} purity {eff:.3f}")
+        if {'probe_kaon_prob', 'supervised CNN'} <= set(t['table']):
+            d = t['table']['probe_kaon_prob']['auc'] - t['table']['supervised CNN']['auc']
+            lines.append(f"latent logistic probe minus supervised CNN: {d:+.3f} AUC (target: within 0.02)")
+    roles = (metrics.get('correlation') or {}).get('dimension_roles') or {}
+    for role in sorted({r['carries'] for r in roles.values()}, key=lambda c: (c == 'neither', c)):
+        dims = [f"{d} ({r['top_feature']}, ρ = {r['rho']:+.2f})" if r['top_feature'] else d for d, r in roles.items() if r['carries'] == role]
+        lines.append(f"{ROLE_LABELS.get(role, role)} dimensions: {', '.join(dims)}")
+    return '\n'.join(lines) if lines else 'no truth table and no correlation analysis in these metrics'
+
+# %% ../nbs/14_latents.ipynb #a3279de2
 def analyse_cmd(run:str, # the training run directory
                 features:str=None, # keyed features table (default <run>/features.parquet)
                 analyses:str=None, # comma-separated subset of: correlation, traversal, logistic, nonlinear, feature_auc, separation, truth
                 truth:str=None, # simulation truth table (truth.parquet), for the truth analysis
                 scores:str=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
                 config:str=None, # YAML file of config overrides (its analysis section is used)
+                jobs:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits
                ):
     "Analyse a run's latents against the handcrafted features; figures and metrics.json in the run directory."
     names = check_analyses(analyses)
-    m = analyse(run, features, names, load_config(config).analysis, truth_path=truth, scores_path=scores)
+    if jobs < 1: raise LarvaeError(f"--jobs {jobs}: give at least 1 worker process")
+    m = analyse(run, features, names, load_config(config).analysis, truth_path=truth, scores_path=scores, n_jobs=jobs)
     print(f"{run}: {', '.join(names)} -> metrics.json")
+    print(summary(m))
     return m

@@ -170,7 +170,8 @@ def load_torch(path, what:str='file'):
 def plot_history(history:dict, path=None):
     "Train and validation loss per epoch: total, reconstruction and KL panels; saved to `path` if given."
     import matplotlib; import matplotlib.pyplot as plt; import mplhep as hep
-    with plt.style.context(hep.style.DUNE if hasattr(hep.style, 'DUNE') else hep.style.ATLAS):
+    from larvae_nb.features import plot_style  # DUNE style with self-contained math fonts (13_features)
+    with plot_style():
         fig, axs = plt.subplots(1, 3, figsize=(15, 4.5), layout='constrained')
         ep = np.arange(1, len(history['train']['total']) + 1)
         units = {'total': 'loss per image', 'recon': 'weighted SSE per image [(transformed ADC)$^2$]', 'kl': 'KL per image [nats]'}

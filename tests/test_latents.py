@@ -58,3 +58,19 @@ def test_missing_features_and_disjoint_keys(tmp_path):
     with pytest.raises(LarvaeError, match='no row of latents'):
         analyse(tmp_path, None, 'separation', loader=loader)
     assert not (tmp_path/'metrics.json').exists()  # nothing half-written
+
+
+def test_worker_processes_give_the_same_numbers(tmp_path):
+    from larvae_nb.latents import feature_auc, logistic, nonlinear
+    L, F = synthetic_latents(100, d=2, seed=2)
+    Z, y, s = L[latent_columns(L)], (L['sample'] == 'kaon').values, L['sample'].values
+    for fn, args, kw in ((logistic, (Z, y), {'models': ('mlp',)}), (nonlinear, (Z, F[['width']], s), {}),
+                         (feature_auc, (Z, F[['peak_adc', 'width']], s), {})):
+        one, two = (fn(*args, **kw, plot=False, n_jobs=n) for n in (1, 2))
+        one.pop('arrays', None); two.pop('arrays', None)
+        assert json.dumps(one, sort_keys=True, default=float) == json.dumps(two, sort_keys=True, default=float), fn.__name__
+
+
+def test_jobs_must_be_positive(tmp_path):
+    r = run('analyse', '--run', str(tmp_path), '--analyses', 'separation', '--jobs', '0')
+    assert r.returncode == 2 and 'give at least 1 worker process' in r.stderr
