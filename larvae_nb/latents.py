@@ -554,7 +554,8 @@ def pid_roc_table(scores:dict, # method name -> (n,) score, larger = more kaon-l
     table = {}
     for k, v in S.items():
         eff, cut = efficiency_at_purity(v[ok], y[ok], purity)
-        table[k] = {'auc': roc_auc_score(y[ok], v[ok]), f'kaon_efficiency_at_{purity:.0%}_purity'.replace('%', 'pct'): eff, 'cut': cut}
+        table[k] = {'auc': roc_auc_score(y[ok], v[ok]), f'kaon_efficiency_at_{purity:.0%}_purity'.replace('%', 'pct'): eff, 'cut': cut,
+                    'n_events': int(ok.sum())}
     out = {'table': table, 'n_events': int(ok.sum()), 'n_dropped': int((~ok).sum()), 'n_kaon': int(y[ok].sum())}
     if plot:
         import matplotlib.pyplot as plt

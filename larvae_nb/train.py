@@ -21,9 +21,9 @@ from .model import VAE, Classifier, vae_loss
 
 # %% auto #0
 __all__ = ['TRANSFORM_FILE', 'SPLIT_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE', 'CLASSES', 'HELD_OUT', 'ALWAYS_TRAIN',
-           'images_file', 'load_images', 'split_events', 'get_split', 'assign_split', 'train_epoch', 'evaluate',
-           'sanity_check', 'rng_state', 'set_rng_state', 'save_torch', 'load_torch', 'plot_history', 'proton_data',
-           'train', 'train_cmd', 'classifier_folds', 'train_classifier', 'classify_cmd']
+           'CLASSIFIER_LR', 'CHANCE_LOSS', 'images_file', 'load_images', 'split_events', 'get_split', 'assign_split',
+           'train_epoch', 'evaluate', 'sanity_check', 'rng_state', 'set_rng_state', 'save_torch', 'load_torch',
+           'plot_history', 'proton_data', 'train', 'train_cmd', 'classifier_folds', 'train_classifier', 'classify_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
@@ -315,6 +315,8 @@ def train_cmd(config:str=None, # YAML file of config overrides
 # %% ../nbs/11_train.ipynb #e6421981
 CLASSES = ('proton', 'kaon')  # classifier labels 0 and 1
 HELD_OUT, ALWAYS_TRAIN = -1, -2  # fold codes of protons: the VAE's validation protons, its training protons
+CLASSIFIER_LR = 3e-4  # AdamW learning rate of the supervised CNN [per step]
+CHANCE_LOSS = math.log(2)  # weighted cross-entropy of a constant two-class prediction [nats]
 
 def _predict(model, x, batch_size=256):
     model.eval()
@@ -337,13 +339,13 @@ def classifier_folds(keys:pd.DataFrame, # proton and kaon track keys with a 'sam
     kf = np.empty(len(k), int); kf[np.random.default_rng(seed).permutation(len(k))] = np.arange(len(k)) % folds
     return pd.concat([p.assign(fold=np.where(lab == 'val', HELD_OUT, ALWAYS_TRAIN)), k.assign(fold=kf)], ignore_index=True)
 
-def _fit_classifier(x, y, tr, va, cfg:Config, device, seed:int, progress:bool, desc:str):
+def _fit_classifier(x, y, tr, va, cfg:Config, device, seed:int, progress:bool, desc:str, lr:float=CLASSIFIER_LR):
     "Fit one classifier on rows `tr` with early stopping on rows `va`; return (model, history)."
     from tqdm.auto import tqdm
     tc = cfg.train
     seed_everything(seed)
     model = Classifier.from_config(cfg.model).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.optimizer.weight_decay)
     counts = torch.bincount(y[tr], minlength=2).float()
     w = counts.sum() / (2 * counts.clamp(min=1))
     gen = torch.Generator().manual_seed(seed)
@@ -372,6 +374,7 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
                      progress:bool=True, # show a progress bar
                      folds:int=2, # groups of kaon events, each held out by one training
                      proton_split=None, # the protons' train/val event split; default the VAE run's split.parquet beside run_dir
+                     lr:float=CLASSIFIER_LR, # AdamW learning rate [per step]
                     )->dict:
     "Train the supervised CNN on proton vs kaon sample labels in kaon folds; save held-out keyed predictions; return the history."
     from sklearn.metrics import roc_auc_score
@@ -405,7 +408,7 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
         save_torch({'transform': name, 'stats': stats}, run_dir/f'transform_{f}.pt')
         x = apply_transform(x_raw, name, stats).to(device=device, dtype=torch.float32).contiguous()
         model, h = _fit_classifier(x, y, torch.from_numpy(tr).to(device), torch.from_numpy(va).to(device), cfg, device,
-                                   cfg.data.random_seed + f, progress, f'classifier fold {f + 1}/{n_folds}')
+                                   cfg.data.random_seed + f, progress, f'classifier fold {f + 1}/{n_folds}', lr)
         save_torch(model.state_dict(), run_dir/f'classifier_{f}.pt')
         test = (fold == HELD_OUT) | (fold == f)
         scores[test, f] = _predict(model, x[torch.from_numpy(test).to(device)]).softmax(1)[:, 1].cpu().numpy()
@@ -415,7 +418,8 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
     pred = keys[held].reset_index(drop=True).assign(label=y.cpu().numpy()[held], fold=fold[held], p_kaon=p[held])
     with atomic_path(run_dir/'predictions.parquet') as tmp: pred.to_parquet(tmp, index=False)
     hist |= {'n_held_out': int(held.sum()), 'held_out_auc': float(roc_auc_score(pred.label, pred.p_kaon)),
-             'held_out_accuracy': float(((pred.p_kaon > 0.5) == (pred.label == 1)).mean()), 'seconds': round(time.perf_counter() - t0, 1)}
+             'held_out_accuracy': float(((pred.p_kaon > 0.5) == (pred.label == 1)).mean()), 'seconds': round(time.perf_counter() - t0, 1),
+             'lr': lr, 'chance_folds': [i for i, h in enumerate(hist['folds']) if h['best_val'] >= 0.99*CHANCE_LOSS]}
     atomic_write(run_dir/HISTORY_FILE, json.dumps(hist, indent=1))
     return hist
 
@@ -423,16 +427,19 @@ def classify_cmd(run:str, # the VAE run directory (`larvae train` printed it); t
                  images:str=None, # images.pt (default: the images the run was trained on)
                  folds:int=2, # groups of kaon events, each held out by one training
                  progress:bool=True, # show a progress bar
+                 lr:float=CLASSIFIER_LR, # AdamW learning rate [per step]
                 ):
     "Train the supervised CNN baseline on proton vs kaon sample labels, scoring the run's analysed tracks held out."
     run = Path(run)
+    if not lr > 0: raise LarvaeError(f"--lr {lr}: the learning rate must be positive")
     if not (run/'config.yaml').is_file(): raise LarvaeError(f"{run}: not a training run (no config.yaml); pass the directory `larvae train` printed")
     if not (run/SPLIT_FILE).is_file(): raise LarvaeError(f"{run/SPLIT_FILE}: no split; train the run first (`larvae train`)")
     if images is None:
         h = run/HISTORY_FILE
         if not h.is_file(): raise LarvaeError(f"{h}: no history naming the run's images; pass --images")
         images = json.loads(h.read_text())['images']
-    hist = train_classifier(images, load_config(run/'config.yaml'), run/'classifier', progress=progress, folds=folds)
+    hist = train_classifier(images, load_config(run/'config.yaml'), run/'classifier', progress=progress, folds=folds, lr=lr)
     print(f"{run/'classifier'}: held-out AUC {hist['held_out_auc']:.3f} against sample labels on {hist['n_held_out']} tracks "
           f"({len(hist['folds'])} folds, {hist['seconds']:.0f} s)")
+    if hist['chance_folds']: print(f"warning: fold(s) {hist['chance_folds']} never beat a constant prediction; try a smaller --lr")
     return hist
