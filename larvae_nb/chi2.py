@@ -18,12 +18,12 @@ from .config import Chi2Config, LarvaeError, check_choice, did_you_mean
 
 # %% auto #0
 __all__ = ['KAON', 'PROTON', 'UNDECIDED', 'HYPOTHESES', 'LARSOFT_SIGMA_CONST', 'LARSOFT_SIGMA_QUAD', 'LARSOFT_MAX_DEDX',
-           'SCORE_COLUMNS', 'WIRE_SPACING_BEAM_CM', 'CALIB_ADC_TICK_PER_E', 'TRIGGER_TICK', 'MOYAL_MEAN', 'MOYAL_SD',
-           'Template', 'as_template', 'as_templates', 'common_range', 'snap_rr', 'in_range', 'NoUsableHits',
-           'seed_chi2', 'larsoft_sigma', 'larsoft_chi2', 'pida', 'pida_threshold', 'hypothesis', 'score_track',
-           'flatten_tracks', 'score_tracks', 'wire_charge', 'track_slope', 'pitch_along_track',
-           'cluster_charge_profile', 'cluster_calorimetry', 'toy_cluster_image', 'fit_calibration', 'batch_calorimetry',
-           'smear_dedx', 'toy_tracks']
+           'SCORE_COLUMNS', 'WIRE_SPACING_BEAM_CM', 'CALIB_ADC_TICK_PER_E', 'LARIAT_HIT_CALIB', 'TRIGGER_TICK',
+           'MOYAL_MEAN', 'MOYAL_SD', 'Template', 'as_template', 'as_templates', 'common_range', 'snap_rr', 'in_range',
+           'NoUsableHits', 'seed_chi2', 'larsoft_sigma', 'larsoft_chi2', 'pida', 'pida_threshold', 'hypothesis',
+           'score_track', 'flatten_tracks', 'score_tracks', 'wire_charge', 'track_slope', 'pitch_along_track',
+           'follow_track', 'stopping_wire', 'cluster_charge_profile', 'cluster_calorimetry', 'toy_cluster_image',
+           'fit_calibration', 'batch_calorimetry', 'smear_dedx', 'toy_tracks']
 
 # %% ../nbs/07_chi2.ipynb #150c2cd5
 KAON, PROTON, UNDECIDED = 0, 1, -1  # particle_hypothesis codes (the seed's 0/1; -1 = no usable hit)
@@ -330,7 +330,8 @@ def score_tracks(trkrr, # per-track residual range [cm]: awkward array or sequen
 
 # %% ../nbs/07_chi2.ipynb #c4472e45
 WIRE_SPACING_BEAM_CM = physics.EFFECTIVE_PITCH # [cm] collection wire spacing along the beam (0.4 / sin 60° = 0.4619)
-CALIB_ADC_TICK_PER_E = 0.0911 # [ADC·tick per electron] LArIAT Run II MC collection-plane area constant (LS-calo)
+CALIB_ADC_TICK_PER_E = 0.122 # [ADC·tick per electron] raw-digit charge of a collection wire per drifted electron (see below)
+LARIAT_HIT_CALIB = 0.0911 # [ADC·tick per electron] LArIAT Run II MC collection constant for deconvolved hits (LS-calo), for comparison
 TRIGGER_TICK = 189 # [ticks] pre-trigger samples before t0 in a LArIAT readout (24.2 us / 0.128 us, REFERENCE §1.2)
 
 def _image(image_intensity)->np.ndarray:
@@ -368,6 +369,35 @@ def pitch_along_track(slope:float, # [ticks per wire]
     "Track length per wire [cm]: wire spacing / cos of the track angle to the beam in the drift plane."
     return float(np.hypot(wire_spacing_cm, slope * tick_us * drift_velocity))
 
+# %% ../nbs/07_chi2.ipynb #dabc5075
+def follow_track(image_intensity:np.ndarray, # (wires, ticks) ADC crop, zero outside the cluster, row 0 = entry wire
+                )->np.ndarray:
+    "The crop with only the pulse that continues the track on each wire; other pulses on the wire are zeroed."
+    img = _image(image_intensity)
+    out, prev, pos = np.zeros_like(img), None, np.arange(img.shape[1], dtype=float)
+    for w, row in enumerate(img):
+        on = row > 0
+        if not on.any(): continue
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], on.astype(np.int8), [0]))))
+        a, b = edges[::2], edges[1::2]  # pulses are ticks a[k] .. b[k]-1
+        cs = np.concatenate(([0.], np.cumsum(np.where(on, row, 0.)))); ct = np.concatenate(([0.], np.cumsum(np.where(on, row * pos, 0.))))
+        q = cs[b] - cs[a]; centre = (ct[b] - ct[a]) / q
+        k = int(np.argmax(q)) if prev is None else int(np.argmin(np.abs(centre - prev)))
+        out[w, a[k]:b[k]] = row[a[k]:b[k]]; prev = centre[k]
+    return out
+
+def stopping_wire(charge:np.ndarray, # charge per wire, entry first
+                  tail_fraction:float=0.4, # wires after the peak stay on the track while their charge is at least this fraction of it
+                 )->int:
+    "Index of the wire where the particle stops: its Bragg peak, extended over the wires after it that keep a comparable charge."
+    q = np.asarray(charge, dtype=float)
+    if q.ndim != 1 or not len(q) or not np.isfinite(q).all():
+        raise LarvaeError(f"charge must be a non-empty 1-D array of finite charges per wire, got shape {q.shape}")
+    smooth = np.convolve(q, np.ones(3) / 3, mode='same')
+    peak = end = int(np.argmax(smooth))
+    while end + 1 < len(q) and q[end + 1] >= tail_fraction * smooth[peak]: end += 1
+    return end
+
 # %% ../nbs/07_chi2.ipynb #0df83da5
 def cluster_charge_profile(image_intensity:np.ndarray, # (wires, ticks) ADC crop, row 0 = entry wire
                            wire_spacing_cm:float=WIRE_SPACING_BEAM_CM, # wire spacing along the beam [cm]
@@ -376,12 +406,19 @@ def cluster_charge_profile(image_intensity:np.ndarray, # (wires, ticks) ADC crop
                            trigger_tick:float=TRIGGER_TICK, # tick of t0 [ticks]
                            drift_velocity:float=physics.DRIFT_VELOCITY, # [cm/us]
                            tick_us:float=physics.TICK_US, # [us]
+                           follow:bool=True, # keep only the pulse that continues the track on each wire (`follow_track`)
+                           stop:str='peak', # 'peak': the track stops at its Bragg peak (`stopping_wire`); 'last': at the last wire
                           )->tuple[np.ndarray, np.ndarray]:
     "Residual range [cm] and charge per length [ADC·tick/cm] of each wire with charge, entry first."
     img = _image(image_intensity)
     q = img.sum(axis=1)
     ok = q > 0
     if not ok.any(): raise LarvaeError("the cluster crop has no positive charge; it cannot be a track")
+    if follow: img = follow_track(img); q = img.sum(axis=1)
+    if stop == 'peak':
+        img = img[:stopping_wire(q) + 1]; q = q[:len(img)]
+    elif stop != 'last': raise LarvaeError(f"stop={stop!r} must be 'peak' or 'last'")
+    ok = q > 0
     dx = pitch_along_track(track_slope(img), wire_spacing_cm, drift_velocity, tick_us)
     n = img.shape[0]
     rr = (n - 1 - np.arange(n) + 0.5) * dx
@@ -422,20 +459,28 @@ def toy_cluster_image(dedx:np.ndarray, # true dE/dx per wire, entry first [MeV/c
     return (pulse / pulse.sum(axis=1, keepdims=True) * area[:, None]).astype(np.float32)
 
 # %% ../nbs/07_chi2.ipynb #c9f0d909
+def _per_crop(n:int, tick_min, lifetime_us)->list[dict]:
+    "Per-crop tick_min / lifetime_us keyword arguments from None, one value or one value per crop (None or NaN: no correction)."
+    for name, v in (('tick_min', tick_min), ('lifetime_us', lifetime_us)):
+        if v is not None and np.ndim(v) and len(v) != n: raise LarvaeError(f"{name} has {len(v)} values for {n} images")
+        if v is not None and not np.ndim(v) and name == 'tick_min': raise LarvaeError("tick_min needs one value per image")
+    life = [lifetime_us] * n if lifetime_us is None or not np.ndim(lifetime_us) else list(lifetime_us)
+    return [({} if tick_min is None else {'tick_min': int(tick_min[i])}) |
+            ({} if life[i] is None or np.isnan(life[i]) else {'lifetime_us': float(life[i])}) for i in range(n)]
+
 def fit_calibration(images, # collection crops of stopping protons, each (wires, ticks), row 0 = entry wire
                     proton_table, # expected proton dE/dx: DataFrame rr, dedx or a table file
                     rr_window:tuple[float, float]=(10., 30.), # residual-range window of the fit [cm]
                     model:str='modbox', # recombination model
                     tick_min=None, # per-crop absolute first tick (needed with lifetime_us), or None
-                    **kw, # wire_spacing_cm, lifetime_us, drift_velocity, tick_us of cluster_charge_profile
+                    lifetime_us=None, # electron lifetime [us]: one value, one per crop, or None (no correction)
+                    **kw, # wire_spacing_cm, drift_velocity, tick_us, follow, stop of cluster_charge_profile
                    )->float:
     "The calibration constant [ADC·tick per electron] that puts the median proton dE/dx on the expectation."
     t = as_template('proton', proton_table)
-    if tick_min is not None and len(tick_min) != len(images):
-        raise LarvaeError(f"tick_min has {len(tick_min)} values for {len(images)} images")
     prof = []
-    for i, im in enumerate(images):
-        try: prof.append(cluster_charge_profile(im, **kw, **({} if tick_min is None else {'tick_min': int(tick_min[i])})))
+    for i, (im, extra) in enumerate(zip(images, _per_crop(len(images), tick_min, lifetime_us))):
+        try: prof.append(cluster_charge_profile(im, **kw, **extra))
         except LarvaeError as e: raise LarvaeError(f"cluster {i}: {e}") from None
     if not prof: raise LarvaeError("fit_calibration needs at least one stopping-proton cluster")
     rr, q = np.concatenate([p[0] for p in prof]), np.concatenate([p[1] for p in prof])
@@ -449,14 +494,13 @@ def fit_calibration(images, # collection crops of stopping protons, each (wires,
 # %% ../nbs/07_chi2.ipynb #77b64a60
 def batch_calorimetry(images, # sequence of (wires, ticks) collection crops, row 0 = entry wire
                       tick_min=None, # per-crop absolute first tick (needed with lifetime_us), or None
-                      **kw, # calib, model, wire_spacing_cm, lifetime_us, ... of cluster_calorimetry
+                      lifetime_us=None, # electron lifetime [us]: one value, one per crop, or None (no correction)
+                      **kw, # calib, model, wire_spacing_cm, follow, stop, ... of cluster_calorimetry
                      )->tuple[ak.Array, ak.Array]:
     "Residual range [cm] and dE/dx [MeV/cm] per wire of many clusters, as jagged arrays like trkrr, trkdedx."
-    if tick_min is not None and len(tick_min) != len(images):
-        raise LarvaeError(f"tick_min has {len(tick_min)} values for {len(images)} images")
     rr, dedx = [], []
-    for i, im in enumerate(images):
-        try: r, d = cluster_calorimetry(im, **kw, **({} if tick_min is None else {'tick_min': int(tick_min[i])}))
+    for i, (im, extra) in enumerate(zip(images, _per_crop(len(images), tick_min, lifetime_us))):
+        try: r, d = cluster_calorimetry(im, **kw, **extra)
         except LarvaeError as e: raise LarvaeError(f"cluster {i}: {e}") from None
         rr.append(r); dedx.append(d)
     counts = np.fromiter(map(len, rr), dtype=np.int64, count=len(rr))

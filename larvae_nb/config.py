@@ -260,6 +260,13 @@ class Chi2Config(Section):
     out_of_range:Literal['drop', 'clamp'] = 'drop' # hits outside the table's residual range
     pida_exponent:float = 0.42
     pida_max_rr:float = 30. # [cm]
+    calib:float = 0.122 # own-cluster calorimetry: raw ADC·tick per drifted electron on a collection wire (07_chi2)
+    lifetime_us:float|None = 758. # electron lifetime for events the data's lifetime table lacks [us] (Run II median); None: no correction
+
+    def check(self):
+        if not self.calib > 0: raise ConfigError(f"{self._name('calib')}={self.calib} must be positive [ADC·tick per electron]")
+        if self.lifetime_us is not None and not self.lifetime_us > 0:
+            raise ConfigError(f"{self._name('lifetime_us')}={self.lifetime_us} must be positive [us] or null (no lifetime correction)")
 
 @dataclass
 class DatasetConfig(Section):

@@ -18,8 +18,9 @@ from .config import (EVENT_KEY, TRACK_KEY, Config, LarvaeError, atomic_path, ato
 
 # %% auto #0
 __all__ = ['MANIFEST', 'CAL_PREFIX', 'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job',
-           'process_entries', 'make_jobs', 'imap_bounded', 'read_reco', 'pid_tables', 'cluster_pid', 'merge_and_score',
-           'build_dataset', 'load_tracks', 'dataset_cmd', 'cutflow_by', 'pid_vs_truth']
+           'process_entries', 'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes', 'read_reco',
+           'pid_tables', 'cluster_pid', 'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd', 'cutflow_by',
+           'pid_vs_truth']
 
 # %% ../nbs/08_dataset.ipynb #bac656a3
 MANIFEST = 'larvae-data.yaml'
@@ -40,6 +41,7 @@ class Manifest:
     reco:Path|None = None
     bethe_bloch:dict[str, Path] = field(default_factory=dict)
     truth:Path|None = None
+    lifetime:Path|None = None # electron lifetime per run (or subrun, or event): run[, subrun[, event]], lifetime_us
 
 # %% ../nbs/08_dataset.ipynb #bba5caf1
 def _existing(root:Path, rel, what:str, mpath:Path)->Path:
@@ -55,7 +57,7 @@ def read_manifest(data_dir)->Manifest:
     if not mpath.is_file(): raise LarvaeError(f"{data_dir}: no {MANIFEST} manifest here; run `larvae simulate --out {data_dir}` or write one (see the README)")
     try: d = yaml.safe_load(mpath.read_text(encoding='utf-8')) or {}
     except yaml.YAMLError as e: raise LarvaeError(f"{mpath}: not valid YAML ({str(e).splitlines()[0]})") from None
-    known = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth')
+    known = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth', 'lifetime')
     for k in d:
         if k not in known: raise LarvaeError(f"{mpath}: unknown entry {k!r}; {did_you_mean(k, known)}")
     if not isinstance(d.get('samples'), dict) or not d['samples']:
@@ -68,7 +70,7 @@ def read_manifest(data_dir)->Manifest:
         samples[name] = Sample(name, [_existing(data_dir, f, f"sample {name!r} file", mpath) for f in files], s.get('tree'))
     opt = lambda k: _existing(data_dir, d[k], k, mpath) if d.get(k) else None
     bb = {sp: _existing(data_dir, f, f"bethe_bloch table {sp!r}", mpath) for sp, f in (d.get('bethe_bloch') or {}).items()}
-    return Manifest(data_dir.resolve(), samples, opt('beamline'), opt('reco'), bb, opt('truth'))
+    return Manifest(data_dir.resolve(), samples, opt('beamline'), opt('reco'), bb, opt('truth'), opt('lifetime'))
 
 # %% ../nbs/08_dataset.ipynb #0a63ef66
 def _read_keyed_csv(path:Path, required:tuple, what:str)->pd.DataFrame:
@@ -141,7 +143,10 @@ class Job:
     start:int
     stop:int
 
-def process_entries(job:Job, cfg:Config)->tuple[pd.DataFrame, CutFlow, pd.DataFrame]:
+def process_entries(job:Job, cfg:Config,
+                    tables:dict|None=None, # 'proton' and 'kaon' dE/dx tables: score each track's own cluster (`cluster_pid`)
+                    lifetime:pd.DataFrame|None=None, # the lifetime table (`read_lifetime`) for that calorimetry
+                   )->tuple[pd.DataFrame, CutFlow, pd.DataFrame]:
     "Tracks, cut flow and event keys of one range of raw entries."
     flow, parts, keys = CutFlow(), [], []
     for chunk in iterate_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop):
@@ -156,6 +161,7 @@ def process_entries(job:Job, cfg:Config)->tuple[pd.DataFrame, CutFlow, pd.DataFr
         flow.add('matched tracks', s, len(tr))
         tr, _ = image_cuts(tr, cfg.cuts)
         flow.add('after image cuts', s, len(tr))
+        if tables is not None and len(tr): tr = cluster_pid(tr, tables, cfg, lifetime)
         parts.append(tr)
     tracks = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return tracks, flow, (pd.concat(keys, ignore_index=True) if keys else pd.DataFrame())
@@ -187,6 +193,34 @@ def imap_bounded(func, items:list, workers:int):
 # %% ../nbs/08_dataset.ipynb #e632e415
 from . import chi2 as _chi2
 
+def read_lifetime(path)->pd.DataFrame:
+    "The electron-lifetime table: `run` and `lifetime_us` [us], optionally `subrun` and `event` for finer keys."
+    path = Path(path)
+    try: df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise LarvaeError(f"{path}: cannot read the lifetime CSV ({str(e).splitlines()[0]}); check the file") from None
+    missing = [c for c in ('run', 'lifetime_us') if c not in df.columns]
+    if missing: raise LarvaeError(f"{path}: the lifetime CSV lacks column(s) {missing}; it needs run, lifetime_us (and optionally subrun, event)")
+    key = [k for k in EVENT_KEY if k in df.columns]
+    if 'event' in key and 'subrun' not in key: raise LarvaeError(f"{path}: the lifetime CSV has 'event' but no 'subrun'; key it by run, run+subrun or run+subrun+event")
+    bad = df[key].isna().any(axis=1) | ~np.isfinite(pd.to_numeric(df['lifetime_us'], errors='coerce')) | ~(pd.to_numeric(df['lifetime_us'], errors='coerce') > 0)
+    if bad.any(): raise LarvaeError(f"{path}: {int(bad.sum())} row(s) of the lifetime CSV have an empty key or a lifetime that is not a positive number of microseconds; fix or drop them")
+    df = df[key + ['lifetime_us']].astype({k: 'int64' for k in key} | {'lifetime_us': float})
+    dup = df.duplicated(key, keep=False)
+    if dup.any(): raise LarvaeError(f"{path}: {int(dup.sum())} rows of the lifetime CSV share the key {tuple(df.loc[dup, key].iloc[0])} ({', '.join(key)}); keep one row per key")
+    return df
+
+def track_lifetimes(tracks:pd.DataFrame, # rows with the event key columns
+                    lifetime:pd.DataFrame|None, # `read_lifetime` table, or None
+                    default:float|None, # for events the table lacks; None: NaN (no correction)
+                   )->np.ndarray:
+    "The electron lifetime [us] of each track's event, looked up on the table's own key (run, run+subrun or the event key)."
+    out = np.full(len(tracks), np.nan if default is None else float(default))
+    if lifetime is None or not len(tracks): return out
+    key = [k for k in EVENT_KEY if k in lifetime.columns]
+    got = tracks[key].reset_index(drop=True).merge(lifetime, on=key, how='left', validate='many_to_one')['lifetime_us'].to_numpy()
+    return np.where(np.isnan(got), out, got)
+
 def read_reco(path, cfg:Config)->tuple[pd.DataFrame, dict]:
     "The reco CSV, keyed, parsed and cut."
     df = _read_keyed_csv(Path(path), EVENT_KEY + ('trkrr', 'trkdedx'), 'reco')
@@ -205,21 +239,24 @@ CAL_PREFIX = 'cal_'  # columns scored from the track's own collection cluster
 
 def cluster_pid(tracks:pd.DataFrame, # matched tracks with a `col_image` column (row 0 = entry wire)
                 tables:dict, # 'proton' and 'kaon' dE/dx tables
-                cfg:Config)->pd.DataFrame:
+                cfg:Config,
+                lifetime:pd.DataFrame|None=None, # the lifetime table (`read_lifetime`); events it lacks use cfg.chi2.lifetime_us
+               )->pd.DataFrame:
     "The tracks with calorimetry from their own collection cluster (cal_rr, cal_dedx) and the χ² / PIDA scores on it."
     if not len(tracks): return tracks
+    life = track_lifetimes(tracks, lifetime, cfg.chi2.lifetime_us)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
-        rr, dedx = _chi2.batch_calorimetry(list(tracks['col_image']))
+        rr, dedx = _chi2.batch_calorimetry(list(tracks['col_image']), tick_min=tracks['col_tick_min'].to_numpy(),
+                                           lifetime_us=life, calib=cfg.chi2.calib)
         rr, dedx = [np.asarray(a) for a in rr.to_list()], [np.asarray(a) for a in dedx.to_list()]
         scores = _chi2.score_tracks(rr, dedx, tables, cfg.chi2).add_prefix(CAL_PREFIX)
     return pd.concat([tracks.reset_index(drop=True), pd.DataFrame({f'{CAL_PREFIX}rr': rr, f'{CAL_PREFIX}dedx': dedx}), scores], axis=1)
 
 def merge_and_score(tracks:pd.DataFrame, beam:pd.DataFrame|None, reco:pd.DataFrame|None, tables:dict,
                     cfg:Config, flow:CutFlow)->pd.DataFrame:
-    "Tracks scored from their own cluster, joined to the beamline (left) and the reco arrays (inner) on the event key, with χ² scores."
+    "Tracks joined to the beamline (left) and the reco arrays (inner) on the event key, with χ² scores on the reco hits."
     key = list(EVENT_KEY)
-    tracks = cluster_pid(tracks, tables, cfg)
     if beam is not None: tracks = tracks.merge(beam, on=key, how='left', validate='many_to_one')
     if reco is None: return tracks
     out = tracks.merge(reco, on=key, how='inner', validate='many_to_one')
@@ -231,7 +268,7 @@ def merge_and_score(tracks:pd.DataFrame, beam:pd.DataFrame|None, reco:pd.DataFra
 # %% ../nbs/08_dataset.ipynb #1b18a11c
 def _fingerprint(manifest:Manifest, cfg:Config)->str:
     files = [manifest.root/MANIFEST] + [f for s in manifest.samples.values() for f in s.files]
-    files += [p for p in (manifest.beamline, manifest.reco) if p] + list(manifest.bethe_bloch.values())
+    files += [p for p in (manifest.beamline, manifest.reco, manifest.lifetime) if p] + list(manifest.bethe_bloch.values())
     stat = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     conf = {k: getattr(cfg, k).to_dict() for k in ('cluster', 'cuts', 'match', 'chi2')}
     return hashlib.sha256(json.dumps([stat, conf], sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -263,14 +300,15 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
     t0 = time.perf_counter()
     beam = read_beamline(manifest.beamline) if manifest.beamline else None
     reco, reco_reasons = read_reco(manifest.reco, cfg) if manifest.reco else (None, {})
-    tables = pid_tables(manifest) if reco is not None else None
+    tables = pid_tables(manifest)
+    lifetime = read_lifetime(manifest.lifetime) if manifest.lifetime else None
     jobs = make_jobs(manifest, cfg.dataset.chunk_events)
     flow, events, writer, n_tracks = CutFlow(), [], None, 0
     from tqdm.auto import tqdm
     bar = tqdm(total=sum(j.stop - j.start for j in jobs), unit='event', desc='dataset', disable=not progress)
     with atomic_path(tracks_path) as tmp:
         try:
-            for tracks, f, keys in imap_bounded(_run_job, [(j, cfg) for j in jobs], cfg.dataset.workers):
+            for tracks, f, keys in imap_bounded(_run_job, [(j, cfg, tables, lifetime) for j in jobs], cfg.dataset.workers):
                 bar.update(sum(f.counts.get('entries', {}).values()))
                 flow, events = flow + f, events + [keys]
                 if not len(tracks): continue
@@ -292,6 +330,7 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
         if writer is None:
             raise LarvaeError(f"{manifest.root}: no track survived the selection; the cut flow was:\n{flow}")
     joins = _check_keys(events, beam, 'beamline', manifest.beamline) | _check_keys(events, reco, 'reco', manifest.reco)
+    if lifetime is not None: joins['events_without_lifetime'] = int(np.isnan(track_lifetimes(events, lifetime, None)).sum())
     flow.save(out/'cutflow.csv')
     info = dict(fingerprint=fp, data_dir=str(manifest.root), n_events=len(events), n_tracks=n_tracks,
                 joins=joins, reco_cuts={k: int(v) for k, v in reco_reasons.items()}, seconds=round(time.perf_counter() - t0, 2),

@@ -718,10 +718,13 @@ def simulate(out, # the data directory to write (created; replaced if it holds a
                 manifest['samples'][sample] = {'files': [SAMPLE_FILES[sample][0]], 'tree': RAW_TREE}
             pd.DataFrame(rows['beamline'], columns=list(EVENT_KEY) + ['p', 'm', 'beamline_mass']).to_csv(tmp/'beamline.csv', index=False)
             pd.DataFrame(rows['reco'], columns=list(EVENT_KEY) + ['trkrr', 'trkdedx']).to_csv(tmp/'reco_tracks.csv', index=False)
-            pd.DataFrame(rows['truth']).to_parquet(tmp/'truth.parquet', index=False)
+            truth = pd.DataFrame(rows['truth'])
+            truth.to_parquet(tmp/'truth.parquet', index=False)
+            # the electron lifetime is a run condition a real analysis looks up (a per-run table); here it varies per event
+            truth[list(EVENT_KEY) + ['electron_lifetime_us']].rename(columns={'electron_lifetime_us': 'lifetime_us'}).to_csv(tmp/'lifetime.csv', index=False)
             (tmp/'bethe_bloch').mkdir()
             for sp in ('proton', 'kaon'): phys.write_dedx_table(phys.dedx_table(sp), tmp/'bethe_bloch'/f'{sp}.txt')
-            manifest |= {'beamline': 'beamline.csv', 'reco': 'reco_tracks.csv',
+            manifest |= {'beamline': 'beamline.csv', 'reco': 'reco_tracks.csv', 'lifetime': 'lifetime.csv',
                          'bethe_bloch': {sp: f'bethe_bloch/{sp}.txt' for sp in ('proton', 'kaon')}, 'truth': 'truth.parquet'}
             (tmp/MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding='utf-8')
     finally:
