@@ -374,16 +374,21 @@ def follow_track(image_intensity:np.ndarray, # (wires, ticks) ADC crop, zero out
                 )->np.ndarray:
     "The crop with only the pulse that continues the track on each wire; other pulses on the wire are zeroed."
     img = _image(image_intensity)
-    out, prev, pos = np.zeros_like(img), None, np.arange(img.shape[1], dtype=float)
-    for w, row in enumerate(img):
-        on = row > 0
-        if not on.any(): continue
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], on.astype(np.int8), [0]))))
-        a, b = edges[::2], edges[1::2]  # pulses are ticks a[k] .. b[k]-1
-        cs = np.concatenate(([0.], np.cumsum(np.where(on, row, 0.)))); ct = np.concatenate(([0.], np.cumsum(np.where(on, row * pos, 0.))))
-        q = cs[b] - cs[a]; centre = (ct[b] - ct[a]) / q
-        k = int(np.argmax(q)) if prev is None else int(np.argmin(np.abs(centre - prev)))
-        out[w, a[k]:b[k]] = row[a[k]:b[k]]; prev = centre[k]
+    nw, nt = img.shape
+    on = np.zeros((nw, nt + 2), np.int8); on[:, 1:-1] = img > 0
+    w, t = np.nonzero(np.diff(on, axis=1))  # per wire: pulse starts and ends alternate, in tick order
+    if not len(w): return np.zeros_like(img)
+    w, a, b = w[::2], t[::2], t[1::2]  # pulse k is wire w[k], ticks a[k] .. b[k]-1
+    pos = np.where(img > 0, img, 0.)
+    cs = np.zeros((nw, nt + 1)); np.cumsum(pos, axis=1, out=cs[:, 1:])
+    ct = np.zeros((nw, nt + 1)); np.cumsum(pos * np.arange(nt), axis=1, out=ct[:, 1:])
+    q = cs[w, b] - cs[w, a]; centre = (ct[w, b] - ct[w, a]) / q
+    first = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])  # each wire's first pulse
+    last = np.r_[first[1:], len(w)]
+    out, prev = np.zeros_like(img), None
+    for i, j in zip(first.tolist(), last.tolist()):
+        k = i if j - i == 1 else i + int(np.argmax(q[i:j]) if prev is None else np.argmin(np.abs(centre[i:j] - prev)))
+        out[w[k], a[k]:b[k]] = img[w[k], a[k]:b[k]]; prev = centre[k]
     return out
 
 def stopping_wire(charge:np.ndarray, # charge per wire, entry first

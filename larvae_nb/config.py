@@ -271,7 +271,7 @@ class Chi2Config(Section):
 @dataclass
 class DatasetConfig(Section):
     "Stage 1 execution (see 08_dataset)."
-    chunk_events:int = 100 # events read per chunk
+    chunk_events:int = 25 # events read per chunk (a chunk holds ~150 MB of float32 planes per worker)
     workers:int = 2 # worker processes (1 runs in-process)
 
     def check(self):

@@ -1,6 +1,6 @@
 """Stage 1 throughput and memory, against baselines measured in the same run.
 
-    python tests/benchmarks/bench_dataset.py [--events 2000] [--workers 2]
+    python tests/benchmarks/bench_dataset.py [--events 2000] [--workers 2] [--chunk-events N]
 
 Simulates a data directory (proton sample only, channel-mapped layout, full 3072 ticks), then prints
  - events/s of `build_dataset` (cluster, cut, match, merge, chi2, write),
@@ -41,18 +41,22 @@ def one_at_a_time(path, n=60):
     return min(n, t.num_entries) / (time.perf_counter() - t0)
 
 
-def stage_in_subprocess(data, out, workers):
+def stage_in_subprocess(data, out, workers, chunk_events=None):
     "Run build_dataset in a child process; return (seconds, peak RSS of the child and its workers [MB])."
+    ov = [f'dataset.workers={workers}'] + ([f'dataset.chunk_events={chunk_events}'] if chunk_events else [])
     code = ("import sys; from larvae_nb.config import load_config; from larvae_nb.dataset import build_dataset; "
-            f"build_dataset(sys.argv[1], sys.argv[2], load_config(overrides=['dataset.workers={workers}']), force=True, progress=False)")
+            f"build_dataset(sys.argv[1], sys.argv[2], load_config(overrides={ov!r}), force=True, progress=False)")
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, '-c', code, str(data), str(out)])
-    peak, proc = 0, psutil.Process(p.pid)
+    peak, parent, proc = 0, 0, psutil.Process(p.pid)
     while p.poll() is None:
-        try: rss = sum(q.memory_info().rss for q in [proc] + proc.children(recursive=True))
-        except psutil.Error: rss = 0
-        peak = max(peak, rss); time.sleep(0.05)
+        try:
+            own = proc.memory_info().rss
+            rss = own + sum(q.memory_info().rss for q in proc.children(recursive=True))
+        except psutil.Error: own = rss = 0
+        peak, parent = max(peak, rss), max(parent, own); time.sleep(0.05)
     if p.returncode: raise SystemExit(f"build_dataset failed with exit code {p.returncode}")
+    print(f"  {data.name}: peak RSS {peak / 2**20:.0f} MB (parent alone {parent / 2**20:.0f} MB)", flush=True)
     return time.perf_counter() - t0, peak / 2**20
 
 
@@ -61,6 +65,7 @@ def main():
     ap.add_argument('--events', type=int, default=2000)
     ap.add_argument('--small', type=int, default=500)
     ap.add_argument('--workers', type=int, default=2)
+    ap.add_argument('--chunk-events', type=int, default=None, help='dataset.chunk_events (default: the config default)')
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix='bench_dataset_'))
     print(f"simulating {a.small} and {a.events} proton events in {tmp} ...", flush=True)
@@ -68,8 +73,8 @@ def main():
     raw = big/'protons.root'
     bare = bare_read(raw)
     single = one_at_a_time(raw)
-    t_small, rss_small = stage_in_subprocess(small, tmp/'out_small', a.workers)
-    t_big, rss_big = stage_in_subprocess(big, tmp/'out_big', a.workers)
+    t_small, rss_small = stage_in_subprocess(small, tmp/'out_small', a.workers, a.chunk_events)
+    t_big, rss_big = stage_in_subprocess(big, tmp/'out_big', a.workers, a.chunk_events)
     rate = a.events / t_big
     info = json.loads((tmp/'out_big'/'dataset.json').read_text())
     print(f"build_dataset ({a.workers} workers): {rate:8.1f} events/s  ({a.events} events in {t_big:.1f} s incl. start-up; "
