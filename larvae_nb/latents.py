@@ -726,9 +726,11 @@ def hardest_images(run_dir, cases:pd.DataFrame, loader:Callable|None=None)->np.n
     return np.stack(imgs)
 
 # %% ../nbs/14_latents.ipynb #b35b8810
-CHI2_SCORES = {'seed chi2 (p - K)': ('chi2_proton', 'chi2_kaon'), 'LArSoft chi2 (p - K)': ('chi2ls_proton', 'chi2ls_kaon')}
+CHI2_SCORES = {'seed chi2 (p - K)': ('chi2_proton', 'chi2_kaon'), 'LArSoft chi2 (p - K)': ('chi2ls_proton', 'chi2ls_kaon'),
+               'own-cluster LArSoft chi2 (p - K)': ('cal_chi2ls_proton', 'cal_chi2ls_kaon')}  # cal_: from the raw digits alone (08_dataset)
 TRUTH_FACTORS = ('entry_ke', 'theta_xz', 'theta_yz', 'decay_mode', 'end_process', 'decay_in_flight')
-SCORE_COLUMN_NAMES = ('chi2_proton', 'chi2_kaon', 'chi2ls_proton', 'chi2ls_kaon', 'pida', 'particle_hypothesis')
+SCORE_COLUMN_NAMES = ('chi2_proton', 'chi2_kaon', 'chi2ls_proton', 'chi2ls_kaon', 'pida', 'particle_hypothesis',
+                      'cal_chi2ls_proton', 'cal_chi2ls_kaon', 'cal_pida')
 
 def read_scores(path)->pd.DataFrame:
     "Keys, sample and the PID score columns of a keyed table (e.g. tracks.parquet), reading only those columns."
@@ -768,6 +770,7 @@ def _truth_analysis(j:pd.DataFrame, truth:pd.DataFrame, arrays:dict, seed:int)->
     for name, (p, k) in CHI2_SCORES.items():
         if {p, k} <= set(j.columns): scores[name] = (j[p] - j[k]).values[rows]
     if 'pida' in j: scores['-PIDA'] = -j['pida'].values[rows]
+    if 'cal_pida' in j: scores['-own-cluster PIDA'] = -j['cal_pida'].values[rows]
     if CNN_COLUMN in j: scores['supervised CNN'] = j[CNN_COLUMN].values[rows]
     if not scores: raise LarvaeError("no PID score to compare with truth; run the logistic or separation analysis too")
     out = pid_roc_table(scores, (t['species'] == 'kaon').values)
@@ -873,7 +876,7 @@ def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read bac
                      f"{t['n_dropped']} analysed tracks left out because a method did not score them)")
         for k, v in sorted(t['table'].items(), key=lambda kv: -kv[1]['auc']):
             eff = next(val for key, val in v.items() if key.startswith('kaon_efficiency'))
-            lines.append(f"  {METHOD_LABELS.get(k, k):<28} AUC {v['auc']:.3f}   kaon efficiency at {PURITY_TARGET:.0%} purity {eff:.3f}")
+            lines.append(f"  {METHOD_LABELS.get(k, k):<34} AUC {v['auc']:.3f}   kaon efficiency at {PURITY_TARGET:.0%} purity {eff:.3f}")
         if {'probe_kaon_prob', 'supervised CNN'} <= set(t['table']):
             d = t['table']['probe_kaon_prob']['auc'] - t['table']['supervised CNN']['auc']
             lines.append(f"latent logistic probe minus supervised CNN: {d:+.3f} AUC (target: within 0.02)")
