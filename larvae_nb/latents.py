@@ -360,7 +360,7 @@ def logistic(Z:pd.DataFrame, # latents of validation protons and kaons
     hard = np.argsort(-np.abs(prob - y), kind='stable')[:n_hardest]
     out = {'single': single, 'pairs': pairs, 'all': {m: num(r) for m, r in full.items()}, 'hardest': hard.tolist(),
            'hardest_score': prob[hard].tolist(), 'n_proton': int((y == 0).sum()), 'n_kaon': int(y.sum()),
-           'arrays': {'probe_kaon_prob': prob}}
+           'arrays': {'probe_kaon_prob': prob} | ({'mlp_probe_kaon_prob': full['mlp']['prob']} if 'mlp' in full and models[0] != 'mlp' else {})}
     if reference is not None: out['agreement'] = agreement_table(prob > 0.5, reference)
     if plot: out['figures'] = {'linear_probe': _probe_figure(single, full)}
     return out
@@ -864,7 +864,8 @@ def analyse(run_dir, # the training run directory
     return metrics
 
 # %% ../nbs/14_latents.ipynb #d2110ee5
-METHOD_LABELS = {'probe_kaon_prob': 'latent logistic probe', 'gmm_kaon_prob': 'latent GMM (2 components)'}  # display names of metrics keys
+METHOD_LABELS = {'probe_kaon_prob': 'latent logistic probe', 'mlp_probe_kaon_prob': 'latent MLP probe (32, 16)',
+                 'gmm_kaon_prob': 'latent GMM (2 components)'}  # display names of metrics keys
 ROLE_LABELS = {'calorimetry': 'Bragg-peak (calorimetry)', 'topology': 'topology', 'neither': 'neither (mean R² < 0.02)'}
 
 def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read back)
@@ -877,9 +878,10 @@ def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read bac
         for k, v in sorted(t['table'].items(), key=lambda kv: -kv[1]['auc']):
             eff = next(val for key, val in v.items() if key.startswith('kaon_efficiency'))
             lines.append(f"  {METHOD_LABELS.get(k, k):<34} AUC {v['auc']:.3f}   kaon efficiency at {PURITY_TARGET:.0%} purity {eff:.3f}")
-        if {'probe_kaon_prob', 'supervised CNN'} <= set(t['table']):
-            d = t['table']['probe_kaon_prob']['auc'] - t['table']['supervised CNN']['auc']
-            lines.append(f"latent logistic probe minus supervised CNN: {d:+.3f} AUC (target: within 0.02)")
+        for probe in ('probe_kaon_prob', 'mlp_probe_kaon_prob'):
+            if {probe, 'supervised CNN'} <= set(t['table']):
+                d = t['table'][probe]['auc'] - t['table']['supervised CNN']['auc']
+                lines.append(f"{METHOD_LABELS[probe]} minus supervised CNN: {d:+.3f} AUC (target: within 0.02)")
     roles = (metrics.get('correlation') or {}).get('dimension_roles') or {}
     for role in sorted({r['carries'] for r in roles.values()}, key=lambda c: (c == 'neither', c)):
         dims = [f"{d} ({r['top_feature']}, ρ = {r['rho']:+.2f})" if r['top_feature'] else d for d, r in roles.items() if r['carries'] == role]
