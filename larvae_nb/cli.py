@@ -4,17 +4,17 @@
 
 # %% ../nbs/16_cli.ipynb #84a626cc
 from __future__ import annotations
-import argparse, importlib, inspect, sys
+import argparse, importlib, inspect, os, signal, sys, threading, warnings
 from types import UnionType
 from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 from fastcore.docments import docments
 
 from . import __version__
-from .config import LarvaeError, did_you_mean
+from .config import LarvaeError, LarvaeWarning, did_you_mean
 
 # %% auto #0
-__all__ = ['COMMANDS', 'POSITIONAL', 'load_command', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'SUMMARY', 'RESUME', 'POSITIONAL', 'load_command', 'build_parser', 'one_line', 'main']
 
 # %% ../nbs/16_cli.ipynb #ed7645fd
 COMMANDS = {
@@ -28,6 +28,23 @@ COMMANDS = {
     'analyse': ('larvae_nb.latents', 'analyse_cmd'),
     'sweep': ('larvae_nb.sweeps', 'sweep_cmd'),
     'pipeline': ('larvae_nb.pipeline', 'pipeline_cmd'),
+}
+SUMMARY = {  # one line per command for `larvae --help` (without importing the stages)
+    'simulate': 'simulate LArIAT-format proton and kaon data (raw ROOT, beamline, reco, truth)',
+    'dataset': 'stage 1: raw ROOT files -> matched, cut, keyed tracks (tracks.parquet)',
+    'images': '48x48 two-plane images of every track end (images.pt)',
+    'train': 'train the beta-VAE on proton images (a run directory)',
+    'infer': 'latents, reconstructions and reconstruction errors of a run',
+    'classify': 'the supervised CNN baseline of a run (held-out kaon folds)',
+    'features': 'handcrafted calorimetry and topology features (features.parquet)',
+    'analyse': 'latent analyses and PID against truth (figures, metrics.json)',
+    'sweep': 'a grid of configs as papermill notebooks on a Dask cluster',
+    'pipeline': 'everything above, skipping what is unchanged, then the report',
+}
+RESUME = {  # what to do after Ctrl-C or SIGTERM, per command: every hint must be true
+    'train': 'rerun with --resume to continue from the last checkpoint',
+    'sweep': 'rerun with --resume to run the points not yet done',
+    'pipeline': 'rerun the same command: finished stages are skipped and training resumes',
 }
 POSITIONAL = {'sweep': ('grid',)}  # parameters given without a flag
 
@@ -81,24 +98,52 @@ def build_parser(name:str, func)->argparse.ArgumentParser:
 def _usage()->str:
     lines = [f"larvae {__version__}: proton/kaon identification in LArIAT, from raw wire data to a published analysis",
              "", "usage: larvae COMMAND [options]   (larvae COMMAND --help for its options)", "", "commands:"]
-    return "\n".join(lines + [f"  {n}" for n in COMMANDS])
+    return "\n".join(lines + [f"  {n:<9} {SUMMARY.get(n, '')}" for n in COMMANDS] +
+                     ["", "--debug (or LARVAE_DEBUG=1) shows the Python traceback of an error"])
+
+def one_line(e:BaseException)->str:
+    "A one-line message for an error a command ran into: the file, the problem, what to do."
+    if isinstance(e, LarvaeError): return str(e)
+    if isinstance(e, OSError):
+        what = f"{e.filename}: " if e.filename else ''
+        fix = {PermissionError: 'check its permissions or choose another location', FileNotFoundError: 'check the path',
+               IsADirectoryError: 'a file was expected: check the path', NotADirectoryError: 'a directory was expected: check the path',
+               FileExistsError: 'choose another name'}.get(type(e), 'check the file and the disk (space, permissions)')
+        return f"{what}{e.strerror or e}; {fix}"
+    msg = (str(e).strip().splitlines() or [''])[0]
+    return f"unexpected {type(e).__name__}: {msg}; this is a bug in larvae_nb: rerun with --debug for the traceback and report it"
+
+def _terminate(signum, frame): raise KeyboardInterrupt  # SIGTERM (timeout, a batch scheduler): stop as for Ctrl-C, cleaning up
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    "LarvaeWarning as one line on standard error; anything else as Python shows it."
+    if issubclass(category, LarvaeWarning): print(f"larvae: warning: {message}", file=sys.stderr)
+    else: sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 def main(argv=None)->int:
     "The `larvae` command: dispatch to a stage's `*_cmd` function."
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = '--debug' in argv or os.environ.get('LARVAE_DEBUG', '') not in ('', '0')
+    argv = [a for a in argv if a != '--debug']
     if not argv or argv[0] in ('-h', '--help'):
         print(_usage()); return 0
     if argv[0] == '--version':
         print(f"larvae_nb {__version__}"); return 0
     name = argv[0]
+    main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
+    old = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    warnings.showwarning = _show_warning
     try:
         func = load_command(name)
         args = vars(build_parser(name, func).parse_args(argv[1:]))
         func(**args)
-    except LarvaeError as e:
-        print(f"larvae {name}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(f"larvae {name}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"larvae {name}: interrupted; {RESUME.get(name, 'nothing half-written was kept: rerun the same command')}", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug: raise
+        print(f"larvae {name}: error: {one_line(e)}", file=sys.stderr)
+        return 2 if isinstance(e, (LarvaeError, OSError)) else 1
+    finally:
+        if main_thread: signal.signal(signal.SIGTERM, old)
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #991b621c
 from __future__ import annotations
-import dataclasses, difflib, hashlib, json, os, random, shutil, tempfile
+import dataclasses, difflib, hashlib, json, math, os, random, shutil, sys, tempfile, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -15,12 +15,13 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 # %% auto #0
-__all__ = ['EVENT_KEY', 'TRACK_KEY', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'Activation', 'SEED_FLAGS',
-           'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice', 'atomic_path', 'atomic_write', 'Section',
-           'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig',
-           'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig', 'AnalysisConfig', 'Config',
-           'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'save_config', 'seed_everything',
-           'pick_device', 'config_hash', 'run_name', 'make_run_dir']
+__all__ = ['EVENT_KEY', 'TRACK_KEY', 'MARKER', 'LOCK', 'HOLDER', 'Species', 'ClusterAlgorithm', 'Transform', 'Device',
+           'Activation', 'SEED_FLAGS', 'MATH_FONTS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice',
+           'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir',
+           'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config',
+           'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
+           'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config',
+           'save_config', 'seed_everything', 'pick_device', 'plot_style', 'config_hash', 'run_name', 'make_run_dir']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -80,6 +81,95 @@ def atomic_write(path, # the file to write
         else: tmp.write_text(data, encoding='utf-8')
     return Path(path)
 
+# %% ../nbs/00_config.ipynb #ca907afe
+MARKER = '.larvae.json' # marks a directory larvae made: the command and the version
+LOCK = '.larvae.lock' # the one-writer lock of a claimed directory
+HOLDER = '.larvae.holder.json' # who holds the lock: pid, command, start time
+
+def is_claimed(path)->bool:
+    "True when `path` is a directory larvae made (it holds the marker)."
+    return (Path(path)/MARKER).is_file()
+
+def claim_dir(path, # the output directory
+              command:str, # the command that writes it, for the marker and messages
+             )->Path:
+    "Create `path` as a larvae output directory, or check that it is one; refuse anything else."
+    path = Path(path)
+    if path.exists() and not path.is_dir(): raise LarvaeError(f"{path}: is a file, not a directory; choose another output directory")
+    if is_claimed(path): return path
+    if path.is_dir() and any(path.iterdir()):
+        raise LarvaeError(f"{path}: holds files larvae did not write (no {MARKER} marker), so larvae will not write there; "
+                          "choose a new or empty output directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        from larvae_nb import __version__
+        atomic_write(path/MARKER, json.dumps({'made_by': f'larvae {command}', 'version': __version__, 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}))
+    except OSError as e:
+        raise LarvaeError(f"{path}: cannot create an output directory here ({e.strerror}); choose a writable location") from None
+    return path
+
+# %% ../nbs/00_config.ipynb #44cf4dc0
+_HELD:dict = {} # lock files this process holds -> nesting depth
+
+def _holder(path:Path)->str:
+    try: h = json.loads((path/HOLDER).read_text())
+    except (OSError, ValueError): return 'another larvae process'
+    return f"pid {h.get('pid')} ({h.get('command')}, since {h.get('started')})"
+
+@contextmanager
+def output_lock(path, # a claimed output directory
+                command:str, # what this process is doing there, for the other's message
+               ):
+    "Hold the one-writer lock of `path` for the block; refuse at once if another process holds it."
+    from filelock import FileLock, Timeout
+    path = Path(path); key = str((path/LOCK).resolve())
+    if key in _HELD:
+        _HELD[key] += 1
+        try: yield path
+        finally: _HELD[key] -= 1
+        return
+    lock = FileLock(key, timeout=0)
+    try: lock.acquire()
+    except Timeout:
+        raise LarvaeError(f"{path}: in use by {_holder(path)}; wait for it to finish or stop it, "
+                          "then rerun (one larvae command writes a directory at a time)") from None
+    except OSError as e:
+        raise LarvaeError(f"{path}: cannot lock the output directory ({e.strerror}); choose a writable location") from None
+    _HELD[key] = 1
+    try:
+        atomic_write(path/HOLDER, json.dumps({'pid': os.getpid(), 'command': command, 'started': time.strftime('%Y-%m-%dT%H:%M:%S')}))
+        yield path
+    finally:
+        _HELD.pop(key, None)
+        (path/HOLDER).unlink(missing_ok=True)
+        lock.release()
+
+# %% ../nbs/00_config.ipynb #78660841
+def sweep_debris(path)->int:
+    "Remove the `.*.tmp` directories killed runs left inside `path` and beside it under its name; return how many."
+    path = Path(path)
+    found = [p for p in path.glob('.*.tmp') if p.is_dir()] + [p for p in path.parent.glob(f'.{path.name}.*.tmp') if p.is_dir()]
+    for p in found: shutil.rmtree(p, ignore_errors=True)
+    return len(found)
+
+@contextmanager
+def output_dir(path, # the output directory a command writes
+               command:str, # e.g. 'larvae dataset'
+              ):
+    "Claim `path`, hold its lock and sweep earlier debris for the block; yield the path."
+    path = claim_dir(path, command.removeprefix('larvae '))
+    with output_lock(path, command):
+        sweep_debris(path)
+        yield path
+
+# %% ../nbs/00_config.ipynb #7ff3bfd2
+class LarvaeWarning(UserWarning):
+    "Something the user should know about their input or results: rows dropped, values replaced."
+
+def warn(message:str):
+    "Issue a `LarvaeWarning` (one line on the command line)."
+    warnings.warn(message, LarvaeWarning, stacklevel=2)
+
 # %% ../nbs/00_config.ipynb #24af9869
 def _coerce(name, value, tp):
     "Coerce `value` to the annotation `tp`, or raise `ConfigError` naming `name`."
@@ -100,7 +190,9 @@ def _coerce(name, value, tp):
         if isinstance(value, float) and value.is_integer(): return int(value)
         raise ConfigError(f"{name}={value!r} must be a whole number")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value): raise ConfigError(f"{name}={value!r} must be a finite number")
+            return float(value)
         raise ConfigError(f"{name}={value!r} must be a number")
     if tp is str:
         if isinstance(value, str): return value
@@ -344,6 +436,7 @@ class OptimizerConfig(Section):
 
     def check(self):
         if self.lr <= 0: raise ConfigError(f"{self._name('lr')}={self.lr} must be positive")
+        if self.weight_decay < 0: raise ConfigError(f"{self._name('weight_decay')}={self.weight_decay} must be >= 0")
 
 @dataclass
 class TrainConfig(Section):
@@ -358,8 +451,13 @@ class TrainConfig(Section):
     device:Device = 'auto'
 
     def check(self):
-        if self.epochs < 1 or self.batch_size < 1: raise ConfigError(f"{self._where}.epochs and batch_size must be at least 1")
+        if self.epochs < 1: raise ConfigError(f"{self._name('epochs')}={self.epochs} must be at least 1")
+        if self.batch_size < 2:  # batch normalisation needs two images to normalise a batch
+            raise ConfigError(f"{self._name('batch_size')}={self.batch_size} must be at least 2 (batch normalisation)")
         if self.beta < 0: raise ConfigError(f"{self._name('beta')}={self.beta} must be >= 0")
+        if self.patience < 1: raise ConfigError(f"{self._name('patience')}={self.patience} must be at least 1 epoch")
+        if self.min_delta < 0: raise ConfigError(f"{self._name('min_delta')}={self.min_delta} must be >= 0")
+        if self.signal_weight <= 0: raise ConfigError(f"{self._name('signal_weight')}={self.signal_weight} must be positive")
 
 @dataclass
 class DataConfig(Section):
@@ -377,6 +475,10 @@ class AnalysisConfig(Section):
     folds:int = 5 # cross-validation folds
     seed:int = 0
     gmm_inits:int = 20
+
+    def check(self):
+        if self.folds < 2: raise ConfigError(f"{self._name('folds')}={self.folds} must be at least 2")
+        if self.gmm_inits < 1: raise ConfigError(f"{self._name('gmm_inits')}={self.gmm_inits} must be at least 1")
 
 # %% ../nbs/00_config.ipynb #d5756446
 @dataclass
@@ -402,6 +504,11 @@ class Config(Section):
             if isinstance(v, Section): v = v.to_dict()
             setattr(self, f.name, hints[f.name].from_dict(v, f.name))
         self.check()
+
+    def check(self):
+        if self.images.output_hw != self.model.input_hw:
+            raise ConfigError(f"images.output_hw={self.images.output_hw} and model.input_hw={self.model.input_hw} must be equal: "
+                              "the model reads the images the images stage makes")
 
 # %% ../nbs/00_config.ipynb #d9dc4f43
 def default_config_path()->Path:
@@ -499,6 +606,14 @@ def pick_device(pref:Device='auto')->str:
     if not has[pref]: raise LarvaeError(f"device {pref!r} is not available on this machine; use device=auto or cpu")
     return pref
 
+# %% ../nbs/00_config.ipynb #6bb246c9
+MATH_FONTS = {'mathtext.fontset': 'dejavusans'}  # math text fonts that do not depend on rc parameters at draw time
+
+def plot_style():
+    "The mplhep DUNE (else ATLAS) style with self-contained math fonts, as a context manager."
+    import matplotlib.pyplot as plt, mplhep as hep
+    return plt.style.context([getattr(hep.style, 'DUNE', hep.style.ATLAS), MATH_FONTS])
+
 # %% ../nbs/00_config.ipynb #731166f9
 def config_hash(cfg:Config, n:int=8)->str:
     "A short stable hash of the whole resolved config."
@@ -520,6 +635,8 @@ def make_run_dir(root, # the directory that holds runs
     "Create (or reopen) the run directory for `cfg` and save the resolved config inside."
     d = Path(root)/(name or run_name(cfg))
     if d.exists() and any(d.iterdir()):
+        if not is_claimed(d) and not (d/'config.yaml').is_file():
+            raise LarvaeError(f"{d}: holds files larvae did not write (no {MARKER} marker); choose another run name or directory")
         if overwrite: shutil.rmtree(d)
         elif resume:
             saved = d/'config.yaml'
@@ -527,6 +644,6 @@ def make_run_dir(root, # the directory that holds runs
                 raise LarvaeError(f"{d}: holds a run of a different config; choose another name or pass --overwrite")
         else:
             raise LarvaeError(f"{d}: run directory exists already; pass --resume to continue it or --overwrite to start again")
-    d.mkdir(parents=True, exist_ok=True)
+    claim_dir(d, 'train')
     save_config(cfg, d/'config.yaml')
     return d

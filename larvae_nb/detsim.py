@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from . import physics as phys
-from .config import (LarvaeError, SimConfig, EVENT_KEY, atomic_path, atomic_write, load_config)
+from .config import (MARKER, LarvaeError, SimConfig, EVENT_KEY, atomic_path, atomic_write, load_config, output_dir)
 
 # %% auto #0
 __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TRIGGER_TICKS', 'PLANE_DELAY_US', 'PEDESTAL',
@@ -667,14 +667,6 @@ MANIFEST_NAME = 'larvae-data.yaml'
 SAMPLE_FILES = {'proton': ('protons.root', 'channel_mapped'), 'kaon': ('kaons.root', 'flat')}
 RAW_TREE = 'ana/raw'
 
-def _check_out(out)->Path:
-    "The output directory, refusing a file or a non-empty directory that is not a larvae data directory."
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise LarvaeError(f"{out}: is a file, not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out/MANIFEST_NAME).is_file():
-        raise LarvaeError(f"{out}: directory is not empty and holds no {MANIFEST_NAME}; choose an empty or new --out")
-    return out
-
 def _join(a:np.ndarray)->str: return ';'.join(f"{v:.4f}" for v in a)
 
 def _write_sample(path:Path, cfg:SimConfig, sample:str, n:int, rows:dict, bar)->None:
@@ -699,19 +691,19 @@ def _write_sample(path:Path, cfg:SimConfig, sample:str, n:int, rows:dict, bar)->
             w.write(keys[:, 0], keys[:, 1], keys[:, 2], ind, col)
 
 # %% ../nbs/02_detsim.ipynb #0c3b0080
-def simulate(out, # the data directory to write (created; replaced if it holds a previous simulation)
+def simulate(out, # the data directory to write: new, empty, or one larvae made (it is replaced as a whole)
              cfg:SimConfig, # the simulation config
              progress:bool=True, # show a progress bar
             )->Path:
     "Simulate the proton and kaon samples and write a complete data directory with its manifest."
-    out = _check_out(out)
     if cfg.n_protons + cfg.n_kaons == 0: raise LarvaeError("sim.n_protons and sim.n_kaons are both 0; nothing to simulate")
     from tqdm.auto import tqdm
     rows = dict(truth=[], beamline=[], reco=[])
-    bar = tqdm(total=cfg.n_protons + cfg.n_kaons, desc='simulate', unit='ev') if progress else None
-    manifest = {'samples': {}}
-    try:
-        with atomic_path(out, is_dir=True) as tmp:
+    manifest, bar = {'samples': {}}, None
+    with output_dir(out, 'larvae simulate') as out, atomic_path(out, is_dir=True) as tmp:
+        shutil.copy2(out/MARKER, tmp/MARKER)  # the new directory is larvae's too
+        bar = tqdm(total=cfg.n_protons + cfg.n_kaons, desc='simulate', unit='ev') if progress else None
+        try:
             for sample, n in (('proton', cfg.n_protons), ('kaon', cfg.n_kaons)):
                 if n == 0: continue
                 _write_sample(tmp, cfg, sample, n, rows, bar)
@@ -727,8 +719,8 @@ def simulate(out, # the data directory to write (created; replaced if it holds a
             manifest |= {'beamline': 'beamline.csv', 'reco': 'reco_tracks.csv', 'lifetime': 'lifetime.csv',
                          'bethe_bloch': {sp: f'bethe_bloch/{sp}.txt' for sp in ('proton', 'kaon')}, 'truth': 'truth.parquet'}
             (tmp/MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding='utf-8')
-    finally:
-        if bar is not None: bar.close()
+        finally:
+            if bar is not None: bar.close()
     return out
 
 # %% ../nbs/02_detsim.ipynb #3abcad90

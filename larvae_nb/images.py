@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .config import (TRACK_KEY, ImageConfig, LarvaeError, Transform, atomic_path, check_choice,
-                              load_config, pick_device)
+                              load_config, output_dir, pick_device, plot_style)
 
 # %% auto #0
 __all__ = ['TRANSFORMS', 'PLANES', 'IMAGE_KEYS', 'FILE_FORMAT', 'NEEDS_STATS', 'SIGNAL_ADC', 'MPV_BINS', 'ImageSet',
@@ -240,12 +240,12 @@ def plot_gallery(ims:ImageSet, # the images
                  n_wires:int|None=None, # wires kept (default: from ims.meta, else 50)
                 ):
     "The first `n` images, collection above induction, with their keys."
-    import matplotlib.pyplot as plt, mplhep as hep
+    import matplotlib.pyplot as plt
     cfg = ims.meta.get('images', {})
     T, nw = canvas_ticks or cfg.get('canvas_ticks', 256), n_wires or cfg.get('n_wires', 50)
     n = min(n, len(ims))
     x = apply_transform(ims.x[:n], transform, fit_transform(ims.x, transform))
-    with plt.style.context(hep.style.DUNE if hasattr(hep.style, 'DUNE') else hep.style.ATLAS):
+    with plot_style():
         fig, axes = plt.subplots(2, n, figsize=(2.2*n + 1.5, 5.5), squeeze=False, sharex=True, sharey=True, layout='constrained')
         for c, plane in enumerate(('collection', 'induction')):
             vmax = float(x[:, c].max()) or 1.
@@ -283,7 +283,7 @@ def images_cmd(dataset:str, # dataset directory holding tracks.parquet
     "Make the track-end images of a dataset."
     cfg = load_config(config).images
     ims = make_images(read_image_columns(dataset), cfg)
-    p = ims.save(Path(out)/'images.pt')
+    with output_dir(out, 'larvae images') as d: p = ims.save(d/'images.pt')
     counts = ims.keys['sample'].value_counts().to_dict()
     print(f"wrote {len(ims)} images {tuple(ims.x.shape[1:])} ({counts}) to {p}")
     return p

@@ -4,16 +4,18 @@
 
 # %% ../nbs/17_pipeline.ipynb #30425a4a
 from __future__ import annotations
-import hashlib, json, time
+import hashlib, importlib.util, json, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import larvae_nb
-from .config import Config, LarvaeError, atomic_write, config_hash, did_you_mean, load_config
+from .config import (MARKER, Config, LarvaeError, atomic_write, claim_dir, config_hash, did_you_mean, load_config,
+                              output_dir)
 
 # %% auto #0
-__all__ = ['STAGES', 'DEFAULT', 'QUICK', 'Stage', 'Context', 'run_stages', 'run_dir', 'pipeline', 'pipeline_cmd']
+__all__ = ['STAGES', 'DEFAULT', 'QUICK', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline',
+           'pipeline_cmd']
 
 # %% ../nbs/17_pipeline.ipynb #fcc6eb49
 @dataclass
@@ -23,6 +25,8 @@ class Stage:
     sections:tuple # config sections that change its output
     needs:tuple # earlier stages whose output it reads
     run:Callable # run(ctx) -> None
+    code:tuple = () # package modules whose source decides its output
+    inputs:Callable|None = None # inputs(ctx) -> identities of the files it reads from outside OUT
 
 @dataclass
 class Context:
@@ -32,16 +36,29 @@ class Context:
     data:Path|None
     progress:bool = True
     force:bool = False
-    paths:dict = field(default_factory=dict)
 
     @property
     def data_dir(self)->Path: return self.data if self.data is not None else self.out/'data'
 
 # %% ../nbs/17_pipeline.ipynb #58850973
+def module_hash(name:str)->str:
+    "A hash of the source of package module `larvae_nb.<name>`."
+    spec = importlib.util.find_spec(f'larvae_nb.{name}')
+    if spec is None or spec.origin is None: raise LarvaeError(f"larvae_nb.{name}: module not found; reinstall larvae_nb")
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
+
+def file_identity(path)->dict:
+    "What tells a changed input file: its resolved path, size and modification time [ns]."
+    p = Path(path).resolve(); st = p.stat()
+    return {'path': str(p), 'size': st.st_size, 'mtime_ns': st.st_mtime_ns}
+
 def _fingerprint(stage:Stage, ctx:Context, markers:dict)->str:
+    "A hash of everything that decides a stage's output: config, upstream markers, code version and source, inputs."
     parts = {s: getattr(ctx.cfg, s).to_dict() for s in stage.sections}
     parts['needs'] = {n: markers.get(n) for n in stage.needs}
     parts['data'] = str(ctx.data_dir.resolve())
+    parts['code'] = {'version': larvae_nb.__version__} | {m: module_hash(m) for m in stage.code}
+    if stage.inputs is not None: parts['inputs'] = stage.inputs(ctx)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 def run_stages(stages:list, ctx:Context, log=print)->dict:
@@ -111,15 +128,33 @@ def _report(ctx:Context):
     from larvae_nb.report import run_reports
     run_reports(ctx.out)
 
-STAGES = [Stage('simulate', ('sim',), (), _simulate),
-          Stage('dataset', ('cluster', 'cuts', 'match', 'chi2'), ('simulate',), _dataset),
-          Stage('images', ('images',), ('dataset',), _images),
-          Stage('train', ('images', 'data', 'model', 'optimizer', 'train'), ('images',), _train),
-          Stage('infer', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _infer),
-          Stage('features', (), ('dataset',), _features),
-          Stage('classify', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _classify),
-          Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse),
-          Stage('report', (), ('analyse',), _report)]
+# %% ../nbs/17_pipeline.ipynb #ab783723
+def _manifest_inputs(ctx:Context, which:tuple)->dict:
+    "The manifest's content and the identity of each file it names under `which` (samples, beamline, reco, ...)."
+    from larvae_nb.dataset import MANIFEST, read_manifest
+    m = read_manifest(ctx.data_dir)
+    files = {'manifest': (ctx.data_dir/MANIFEST).read_text(encoding='utf-8')}
+    if 'samples' in which:
+        files |= {f'{s}:{i}': file_identity(f) for s, sm in m.samples.items() for i, f in enumerate(sm.files)}
+    for k in which:
+        v = getattr(m, k) if k != 'samples' else None
+        if isinstance(v, dict): files |= {f'{k}:{n}': file_identity(p) for n, p in v.items()}
+        elif v is not None: files[k] = file_identity(v)
+    return files
+
+def _dataset_inputs(ctx): return _manifest_inputs(ctx, ('samples', 'beamline', 'reco', 'bethe_bloch', 'lifetime'))
+def _truth_inputs(ctx): return _manifest_inputs(ctx, ('truth',))
+
+STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'physics', 'root_io')),
+          Stage('dataset', ('cluster', 'cuts', 'match', 'chi2'), ('simulate',), _dataset,
+                ('dataset', 'root_io', 'clustering', 'cuts', 'matching', 'chi2', 'physics'), _dataset_inputs),
+          Stage('images', ('images',), ('dataset',), _images, ('images',)),
+          Stage('train', ('images', 'data', 'model', 'optimizer', 'train'), ('images',), _train, ('train', 'model')),
+          Stage('infer', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _infer, ('inference', 'model')),
+          Stage('features', (), ('dataset',), _features, ('features',)),
+          Stage('classify', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _classify, ('train', 'model')),
+          Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse, ('latents',), _truth_inputs),
+          Stage('report', (), ('analyse',), _report, ('report',))]
 
 # %% ../nbs/17_pipeline.ipynb #61606f71
 DEFAULT = ['sim.n_protons=1200', 'sim.n_kaons=500', 'train.epochs=60', 'train.patience=10']
@@ -129,8 +164,9 @@ QUICK = ['sim.n_protons=120', 'sim.n_kaons=60', 'model.channels=[8,16,32]', 'mod
 def _unset(config, items:list)->list:
     "The overrides in `items` whose key the user's config file does not set (the user's file wins)."
     if config is None: return list(items)
-    import yaml
-    d = yaml.safe_load(Path(config).read_text()) if Path(config).is_file() else {}
+    from larvae_nb.config import _read_yaml
+    load_config(config)  # the user's file on its own first, so that its errors name it
+    d = _read_yaml(config)
     def has(key):
         node = d
         for p in key.split('.'):
@@ -153,13 +189,19 @@ def pipeline(out='larvae-out', # output directory
     if until is not None and until not in names:
         raise LarvaeError(f"unknown stage {until!r}; {did_you_mean(until, names)}")
     cfg = load_config(config, _unset(config, QUICK if quick else DEFAULT) + list(overrides))
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
-    data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
-    atomic_write(out/'pipeline.json', json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
-                                                  'quick': quick, 'version': larvae_nb.__version__}, indent=1))
-    stages = STAGES[:names.index(until) + 1] if until else STAGES
-    times = run_stages(stages, ctx)
+    out = Path(out)
+    if data is not None and not (Path(data)/'larvae-data.yaml').is_file():
+        from larvae_nb.dataset import read_manifest
+        read_manifest(data)  # says what is wrong with the data directory before anything is written
+    if (out/'.stages').is_dir() and (out/'pipeline.json').is_file() and not (out/MARKER).exists():
+        atomic_write(out/MARKER, json.dumps({'made_by': 'larvae pipeline', 'adopted': True}))  # an output of an older larvae_nb
+    with output_dir(out, 'larvae pipeline'):
+        ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
+        data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
+        atomic_write(out/'pipeline.json', json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
+                                                      'quick': quick, 'version': larvae_nb.__version__}, indent=1))
+        stages = STAGES[:names.index(until) + 1] if until else STAGES
+        times = run_stages(stages, ctx)
     print(f"pipeline finished in {sum(times.values()):.0f} s; outputs in {out}")
     return times
 
