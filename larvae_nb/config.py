@@ -15,11 +15,11 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 # %% auto #0
-__all__ = ['EVENT_KEY', 'TRACK_KEY', 'MARKER', 'LOCK', 'HOLDER', 'Species', 'ClusterAlgorithm', 'Transform', 'Device',
-           'Activation', 'SEED_FLAGS', 'MATH_FONTS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice',
-           'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir',
-           'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config',
-           'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
+__all__ = ['EVENT_KEY', 'TRACK_KEY', 'MARKER', 'LOCK', 'HOLDER', 'RUN_FILES', 'Species', 'ClusterAlgorithm', 'Transform',
+           'Device', 'Activation', 'SEED_FLAGS', 'MATH_FONTS', 'LarvaeError', 'ConfigError', 'did_you_mean',
+           'check_choice', 'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris',
+           'output_dir', 'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig',
+           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
            'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config',
            'save_config', 'seed_everything', 'pick_device', 'plot_style', 'config_hash', 'run_name', 'make_run_dir']
 
@@ -86,9 +86,12 @@ MARKER = '.larvae.json' # marks a directory larvae made: the command and the ver
 LOCK = '.larvae.lock' # the one-writer lock of a claimed directory
 HOLDER = '.larvae.holder.json' # who holds the lock: pid, command, start time
 
+RUN_FILES = ('history.json', 'checkpoint.pt', 'model.pt') # with config.yaml: a training run of an older larvae_nb
+
 def is_claimed(path)->bool:
-    "True when `path` is a directory larvae made (it holds the marker)."
-    return (Path(path)/MARKER).is_file()
+    "True when `path` is a directory larvae made (it holds the marker, or is a run directory of an older version)."
+    path = Path(path)
+    return (path/MARKER).is_file() or ((path/'config.yaml').is_file() and any((path/f).is_file() for f in RUN_FILES))
 
 def claim_dir(path, # the output directory
               command:str, # the command that writes it, for the marker and messages
@@ -145,21 +148,35 @@ def output_lock(path, # a claimed output directory
         lock.release()
 
 # %% ../nbs/00_config.ipynb #78660841
-def sweep_debris(path)->int:
+def _locked_elsewhere(d:Path)->bool:
+    "True when another process holds the lock of directory `d`."
+    from filelock import FileLock, Timeout
+    lock = d/LOCK
+    if not lock.exists() or str(lock.resolve()) in _HELD: return False
+    try: FileLock(str(lock), timeout=0).acquire().lock.release()
+    except Timeout: return True
+    return False
+
+def sweep_debris(path, # a directory whose lock this process holds
+                 recursive:bool=False, # also below it, except in subdirectories another process is writing
+                )->int:
     "Remove the `.*.tmp` directories killed runs left inside `path` and beside it under its name; return how many."
     path = Path(path)
-    found = [p for p in path.glob('.*.tmp') if p.is_dir()] + [p for p in path.parent.glob(f'.{path.name}.*.tmp') if p.is_dir()]
+    inside = path.rglob('.*.tmp') if recursive else path.glob('.*.tmp')
+    found = [p for p in inside if p.is_dir() and not _locked_elsewhere(p.parent)]
+    found += [p for p in path.parent.glob(f'.{path.name}.*.tmp') if p.is_dir()]
     for p in found: shutil.rmtree(p, ignore_errors=True)
     return len(found)
 
 @contextmanager
 def output_dir(path, # the output directory a command writes
                command:str, # e.g. 'larvae dataset'
+               recursive:bool=False, # sweep debris below it too (a command that owns the whole tree: the pipeline)
               ):
     "Claim `path`, hold its lock and sweep earlier debris for the block; yield the path."
     path = claim_dir(path, command.removeprefix('larvae '))
     with output_lock(path, command):
-        sweep_debris(path)
+        sweep_debris(path, recursive)
         yield path
 
 # %% ../nbs/00_config.ipynb #7ff3bfd2
@@ -190,6 +207,9 @@ def _coerce(name, value, tp):
         if isinstance(value, float) and value.is_integer(): return int(value)
         raise ConfigError(f"{name}={value!r} must be a whole number")
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e6 (no dot) as text
+            try: value = float(value)
+            except ValueError: raise ConfigError(f"{name}={value!r} must be a number") from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value): raise ConfigError(f"{name}={value!r} must be a finite number")
             return float(value)
@@ -644,6 +664,6 @@ def make_run_dir(root, # the directory that holds runs
                 raise LarvaeError(f"{d}: holds a run of a different config; choose another name or pass --overwrite")
         else:
             raise LarvaeError(f"{d}: run directory exists already; pass --resume to continue it or --overwrite to start again")
-    claim_dir(d, 'train')
+    claim_dir(root, 'train'); claim_dir(d, 'train')
     save_config(cfg, d/'config.yaml')
     return d

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import TRACK_KEY, LarvaeError, atomic_path, atomic_write
+from .config import TRACK_KEY, LarvaeError, atomic_path, atomic_write, output_dir, warn
 
 # %% auto #0
 __all__ = ['FEATURE_UNITS', 'TOPOLOGY', 'FEATURE_CATEGORIES', 'FEATURES', 'RISE_WIRES', 'PEAK_HALF', 'END_FRACTION',
-           'MAXIMA_PROMINENCE', 'FEATURE_KEYS', 'MATH_FONTS', 'pixel_features', 'profile_features', 'solidity',
-           'n_local_maxima', 'profile_moments', 'track_features', 'compute_features', 'features_cmd', 'plot_style',
-           'plot_feature_histograms', 'umap_embedding', 'umap_plot']
+           'MAXIMA_PROMINENCE', 'FEATURE_KEYS', 'pixel_features', 'profile_features', 'solidity', 'n_local_maxima',
+           'profile_moments', 'track_features', 'compute_features', 'features_cmd', 'plot_feature_histograms',
+           'read_umap_cache', 'umap_embedding', 'umap_plot']
 
 # %% ../nbs/13_features.ipynb #b12cb343
 FEATURE_UNITS = {
@@ -127,17 +127,28 @@ def track_features(image, # (wires, ticks) collection crop [ADC], entry wire fir
 # %% ../nbs/13_features.ipynb #ad45448d
 FEATURE_KEYS = TRACK_KEY + ('sample',)
 
+def _is_flat(image)->bool:
+    "True for a 1-D run of numbers: an image column flattened on its way to disk, its (wires, ticks) shape lost."
+    if isinstance(image, np.ndarray): return image.ndim == 1 and image.dtype != object
+    return isinstance(image, (list, tuple)) and len(image) > 0 and np.isscalar(image[0])
+
 def compute_features(tracks:pd.DataFrame, # track rows: run, subrun, event, track, sample, col_image (and col_profile)
+                     source:str='tracks', # where the rows come from (e.g. the tracks.parquet path), for messages
                     )->pd.DataFrame:
     "The features of every track, keyed by run, subrun, event, track and sample; NaN reasons in `.attrs['nan_reasons']`."
     keys = list(FEATURE_KEYS)
     missing = [c for c in keys + ['col_image'] if c not in tracks.columns]
-    if missing: raise LarvaeError(f"tracks lack column(s) {missing}; make them with `larvae dataset`")
+    if missing: raise LarvaeError(f"{source}: lacks column(s) {missing}; make them with `larvae dataset`")
+    flat = sum(_is_flat(im) for im in tracks['col_image'])
+    if flat: raise LarvaeError(f"{source}: column 'col_image' holds flat 1-D arrays in {flat} of {len(tracks)} tracks, not "
+                               "(wires, ticks) crops; rebuild the file with `larvae dataset`")
     reasons = Counter()
     prof = tracks['col_profile'] if 'col_profile' in tracks.columns else [None]*len(tracks)
     rows = [track_features(im, pr, reasons) for im, pr in zip(tracks['col_image'], prof)]
     out = pd.concat([tracks[keys].reset_index(drop=True), pd.DataFrame(rows, columns=list(FEATURES))], axis=1)
     out.attrs['nan_reasons'] = dict(reasons)
+    if reasons: warn(f"{source}: {len(tracks)} tracks, some features NaN or recomputed: " +
+                     '; '.join(f"{n} × {why}" for why, n in sorted(reasons.items())))
     return out
 
 # %% ../nbs/13_features.ipynb #c4a31e88
@@ -154,23 +165,18 @@ def features_cmd(dataset:str, # dataset directory holding tracks.parquet
         missing = [c for c in list(FEATURE_KEYS) + ['col_image'] if c not in names]
         if missing: raise LarvaeError(f"{p}: lacks column(s) {missing}; rerun `larvae dataset` to rebuild it")
     cols = list(FEATURE_KEYS) + ['col_image'] + (['col_profile'] if p.is_file() and 'col_profile' in names else [])
-    df = compute_features(load_tracks(dataset, columns=cols))
+    df = compute_features(load_tracks(dataset, columns=cols), str(p))
     odir = Path(out) if out else p.parent
-    path = odir/'features.parquet'
-    with atomic_path(path) as tmp: df.to_parquet(tmp, index=False)
-    why = df.attrs['nan_reasons']
-    atomic_write(odir/'features.json', json.dumps({'n_tracks': len(df), 'nan_reasons': why, 'categories': FEATURE_CATEGORIES,
-                                                    'units': FEATURE_UNITS}, indent=1))
+    path, why = odir/'features.parquet', df.attrs['nan_reasons']
+    with output_dir(odir, 'larvae features'):
+        with atomic_path(path) as tmp: df.to_parquet(tmp, index=False)
+        atomic_write(odir/'features.json', json.dumps({'n_tracks': len(df), 'nan_reasons': why, 'categories': FEATURE_CATEGORIES,
+                                                        'units': FEATURE_UNITS}, indent=1))
     print(f"wrote {len(df)} tracks × {len(FEATURES)} features to {path}" + (f"; NaN counts: {why}" if why else '; no NaN'))
     return path
 
 # %% ../nbs/13_features.ipynb #b16ec41e
-MATH_FONTS = {'mathtext.fontset': 'dejavusans'}  # math text fonts that do not depend on rc parameters at draw time
-
-def plot_style():
-    "The mplhep DUNE (else ATLAS) style with self-contained math fonts, as a context manager."
-    import matplotlib.pyplot as plt, mplhep as hep
-    return plt.style.context([getattr(hep.style, 'DUNE', hep.style.ATLAS), MATH_FONTS])
+from .config import plot_style  # the package's figure style (00_config)
 
 # %% ../nbs/13_features.ipynb #7ac34d81
 def plot_feature_histograms(df:pd.DataFrame, # keyed features (compute_features)
@@ -203,32 +209,42 @@ def _fingerprint(X:np.ndarray, keys:pd.DataFrame)->str:
     h.update(pd.util.hash_pandas_object(keys.reset_index(drop=True), index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
 
+def read_umap_cache(path, # an .npz written by `umap_embedding`
+                    fingerprint:str, # the fingerprint of the latents and keys to embed
+                    n:int, # their number of rows
+                   )->np.ndarray|None:
+    "The cached (n, 2) embedding if it was made from the same latents and keys, else None; never unpickles."
+    try:
+        with np.load(path, allow_pickle=False) as z: fp, emb = str(z['fingerprint']), np.asarray(z['embedding'], np.float64)
+    except Exception:  # pickled data, not an .npz, or not ours: refused before anything in it runs
+        raise LarvaeError(f"{path}: not a larvae UMAP cache, or written by an older larvae_nb; it was not loaded (loading it "
+                          "could run code); delete it to compute the embedding again") from None
+    return emb if fp == fingerprint and emb.shape == (n, 2) else None
+
 def umap_embedding(X:np.ndarray, # (n, d) latents, in join order
                    keys:pd.DataFrame, # their keys (for the cache fingerprint)
-                   cache_path=None, # joblib file caching the fitted reducer and embedding
+                   cache_path=None, # .npz file caching the embedding with its fingerprint
                    reducer=None, # an unfitted reducer with fit_transform (default umap.UMAP)
                    seed:int=0, # random state of the default UMAP
                   )->np.ndarray:
     "A 2-D embedding of X, from the cache when it was made from the same latents and keys."
-    import joblib
     fp, cache = _fingerprint(X, keys), Path(cache_path) if cache_path else None
-    if cache is not None and cache.is_file():
-        try: c = joblib.load(cache)
-        except Exception: c = {}
-        if isinstance(c, dict) and c.get('fingerprint') == fp: return c['embedding']
+    if cache is not None and cache.exists():
+        emb = read_umap_cache(cache, fp, len(X))
+        if emb is not None: return emb
     if reducer is None:
         import umap
         reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=max(2, min(15, len(X) - 1)))
     emb = np.asarray(reducer.fit_transform(X))
     if cache is not None:
-        with atomic_path(cache) as tmp: joblib.dump({'fingerprint': fp, 'reducer': reducer, 'embedding': emb}, tmp)
+        with atomic_path(cache) as tmp, open(tmp, 'wb') as f: np.savez(f, fingerprint=np.array(fp), embedding=emb)
     return emb
 
 def umap_plot(latents:np.ndarray, # (n, d) latent means
               keys:pd.DataFrame, # track keys (run, subrun, event, track) of the latents' rows
               features:pd.DataFrame, # keyed features (compute_features)
               feature_names=('bragg_peak_position', 'mean_adc'), # features to colour by
-              cache_path=None, # joblib file caching the fitted reducer (e.g. <run>/umap.joblib)
+              cache_path=None, # .npz file caching the embedding (e.g. <run>/umap.npz)
               reducer=None, # an unfitted reducer with fit_transform (default umap.UMAP)
               seed:int=0, # random state of the default UMAP
              ):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_inference.ipynb #0116d0f9
 from __future__ import annotations
-import json, time
+import json, time, zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import LarvaeError, TRACK_KEY, atomic_path, atomic_write, load_config, pick_device
+from .config import LarvaeError, TRACK_KEY, atomic_path, atomic_write, load_config, output_dir, pick_device
 from .images import ImageSet, apply_transform
 from .model import VAE, weighted_sse
-from .train import (CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE, assign_split, get_split,
-                             load_images, load_torch)
+from .train import (CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, RETRAIN, SPLIT_FILE, TRANSFORM_FILE, assign_split,
+                             get_split, load_images, load_torch)
 
 # %% auto #0
-__all__ = ['INFERENCE_DIR', 'Run', 'load_run', 'encode_images', 'infer', 'Inference', 'load_inference', 'novelty_auc',
-           'plot_novelty', 'infer_cmd']
+__all__ = ['INFERENCE_DIR', 'Run', 'state_mismatch', 'load_run', 'encode_images', 'infer', 'Inference', 'load_inference',
+           'novelty_auc', 'plot_novelty', 'infer_cmd']
 
 # %% ../nbs/12_inference.ipynb #f19dd338
 @dataclass
@@ -31,6 +31,20 @@ class Run:
     model: VAE
     transform: str
     stats: object
+
+def state_mismatch(model:torch.nn.Module, # the model the config builds
+                   state, # a loaded state_dict
+                  )->str|None:
+    "The first way `state` does not fit `model` (a missing, unexpected or differently shaped tensor), or None."
+    if not isinstance(state, dict): return f"a {type(state).__name__}, not a state_dict"
+    own = model.state_dict()
+    for k, v in own.items():
+        if k not in state: return f"no tensor {k}"
+        s = state[k]
+        if not isinstance(s, torch.Tensor) or s.shape != v.shape:
+            return f"{k}: saved {tuple(getattr(s, 'shape', ())) if isinstance(s, torch.Tensor) else type(s).__name__}, the config needs {tuple(v.shape)}"
+    extra = [k for k in state if k not in own]
+    return f"unexpected tensor {extra[0]}" if extra else None
 
 def load_run(run_dir, # a run directory written by `train`
              device:str|None=None, # default: the run's train.device
@@ -44,9 +58,11 @@ def load_run(run_dir, # a run directory written by `train`
         raise LarvaeError(f"{run_dir/MODEL_FILE}: no trained weights; {hint}")
     cfg = load_config(run_dir/'config.yaml')
     device = pick_device(device or cfg.train.device)
-    model = VAE.from_config(cfg.model)
-    model.load_state_dict(load_torch(run_dir/MODEL_FILE, 'model weights'))
-    t = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics')
+    model, state = VAE.from_config(cfg.model), load_torch(run_dir/MODEL_FILE, 'model weights')
+    bad = state_mismatch(model, state)
+    if bad: raise LarvaeError(f"{run_dir/MODEL_FILE}: weights do not fit the run's model config ({bad}); retrain or use the matching config")
+    model.load_state_dict(state)
+    t = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics', keys=('transform', 'stats'))
     return Run(run_dir, cfg, model.to(device).eval(), t['transform'], t['stats'])
 
 # %% ../nbs/12_inference.ipynb #25f476c4
@@ -80,6 +96,8 @@ def infer(run_dir, # a run directory written by `train`
           device:str|None=None, # default: the run's train.device
          )->dict:
     "Write `<run>/inference/<set>.npz` for train, val and each non-proton sample; return {set: path}."
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise LarvaeError(f"--batch-size {batch_size}: give a whole number of at least 1 image per batch")
     run = load_run(run_dir, device)
     if images is None:
         hist = json.loads((run.dir/HISTORY_FILE).read_text()) if (run.dir/HISTORY_FILE).exists() else {}
@@ -129,9 +147,13 @@ def load_inference(run_dir, # a run directory
         have = sorted(q.stem for q in d.glob('*.npz'))
         raise LarvaeError(f"{p}: no inference output for {split!r}; " +
                           (f"available: {', '.join(have)}" if have else f"run `larvae infer --run {run_dir}` first"))
-    with np.load(p, allow_pickle=False) as z:
-        keys = pd.DataFrame({c: z[c] for c in TRACK_KEY + ('sample',)})
-        return Inference(keys, z['mu'], z['logvar'], z['recon_error'], z['mse'], z['recon'] if 'recon' in z.files else None)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            keys = pd.DataFrame({c: z[c] for c in TRACK_KEY + ('sample',)})
+            return Inference(keys, z['mu'], z['logvar'], z['recon_error'], z['mse'], z['recon'] if 'recon' in z.files else None)
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile):  # pickled data is refused, never run
+        raise LarvaeError(f"{p}: not a larvae inference file, or written by an older larvae_nb; it was not loaded "
+                          f"(loading it could run code); rerun `larvae infer --run {run_dir}`") from None
 
 # %% ../nbs/12_inference.ipynb #f0bffff0
 def novelty_auc(run_dir, # a run directory with inference outputs
@@ -151,7 +173,7 @@ def plot_novelty(run_dir, sample:str='kaon', reference:str='val', score:str='rec
     "Histograms of the reconstruction error of `reference` protons and `sample` images."
     import matplotlib.pyplot as plt, mplhep as hep
     ref, new = load_inference(run_dir, reference), load_inference(run_dir, sample)
-    from larvae_nb.features import plot_style  # DUNE style with self-contained math fonts (13_features)
+    from larvae_nb.config import plot_style  # DUNE style with self-contained math fonts (00_config)
     with plot_style():
         if ax is None: _, ax = plt.subplots(figsize=(7, 5))
         a, b = getattr(ref, score), getattr(new, score)
@@ -170,7 +192,8 @@ def infer_cmd(run:str, # the run directory `larvae train` printed
              ):
     "Write keyed latents, reconstructions and reconstruction errors for train, val and kaon into the run."
     if not Path(run).is_dir(): raise LarvaeError(f"{run}: run directory not found; pass the directory `larvae train` printed")
-    paths = infer(run, images, batch_size=batch_size, save_recon=not no_recon)
+    if not (Path(run)/'config.yaml').is_file(): load_run(run)  # raises: not a training run
+    with output_dir(run, 'larvae infer'): paths = infer(run, images, batch_size=batch_size, save_recon=not no_recon)
     for name, p in paths.items(): print(f"{p}")
     if 'kaon' in paths: print(f"kaon novelty ROC AUC (recon error, val protons vs kaons): {novelty_auc(run)['auc']:.3f}")
     return paths

@@ -27,21 +27,22 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .config import (EVENT_KEY, TRACK_KEY, AnalysisConfig, LarvaeError, atomic_path, atomic_write,
-                              did_you_mean, load_config)
-from .features import plot_style
+                              did_you_mean, load_config, output_dir, warn)
+from .config import plot_style
 
 # %% auto #0
 __all__ = ['LATENT_PREFIX', 'SYNTH_CATEGORIES', 'NON_FEATURE_COLUMNS', 'PID_COLUMN', 'TRAVERSAL_STEPS', 'TRAVERSAL_SPAN',
            'PLANES', 'MLP_MAX_ITER', 'ANALYSIS_JOBS', 'MAX_PAIR_DIMS', 'PERMUTATION_REPEATS', 'ACTIVE_UNIT_THRESHOLD',
            'PURITY_TARGET', 'MIG_BINS', 'DCI_TREES', 'DCI_LASSO_ALPHA', 'ANALYSES', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN',
-           'RECON_FIELDS', 'CHI2_SCORES', 'TRUTH_FACTORS', 'SCORE_COLUMN_NAMES', 'CNN_COLUMN', 'METHOD_LABELS',
-           'ROLE_LABELS', 'latent_columns', 'latent_frame', 'join_on_keys', 'synthetic_latents', 'feature_columns',
-           'plain', 'spearman', 'univariate_r2', 'category_r2', 'dimension_roles', 'correlation', 'traversal_grid',
-           'traversal', 'pmap', 'make_classifier', 'cv_probe', 'agreement_table', 'logistic', 'make_regressor',
-           'permutation_r2', 'cv_regress', 'nonlinear', 'feature_auc', 'participation_ratio', 'active_units',
-           'cluster_purity', 'separation', 'efficiency_at_purity', 'pid_roc_table', 'mig', 'dci', 'check_analyses',
-           'read_table', 'resolve_loader', 'load_latents', 'case_figure', 'hardest_images', 'read_scores', 'join_cnn',
-           'save_outputs', 'run_decoder', 'analyse', 'summary', 'analyse_cmd']
+           'RECON_FIELDS', 'CHI2_SCORES', 'TRUTH_FACTORS', 'SCORE_COLUMN_NAMES', 'CNN_COLUMN', 'TRUTH_NEEDS',
+           'TRUTH_FIX', 'METHOD_LABELS', 'ROLE_LABELS', 'latent_columns', 'latent_frame', 'join_on_keys',
+           'synthetic_latents', 'feature_columns', 'plain', 'spearman', 'univariate_r2', 'category_r2',
+           'dimension_roles', 'correlation', 'traversal_grid', 'traversal', 'pmap', 'make_classifier', 'cv_probe',
+           'agreement_table', 'logistic', 'make_regressor', 'permutation_r2', 'cv_regress', 'nonlinear', 'feature_auc',
+           'participation_ratio', 'active_units', 'cluster_purity', 'separation', 'efficiency_at_purity',
+           'pid_roc_table', 'mig', 'dci', 'check_analyses', 'read_table', 'resolve_loader', 'load_latents',
+           'case_figure', 'hardest_images', 'read_scores', 'join_cnn', 'save_outputs', 'run_decoder', 'analyse',
+           'summary', 'analyse_cmd']
 
 # %% ../nbs/14_latents.ipynb #8035e13f
 LATENT_PREFIX = 'z'  # latent columns are z0, z1, ... (posterior means)
@@ -660,12 +661,16 @@ def check_analyses(names)->list[str]:
         if n not in ANALYSES: raise LarvaeError(f"unknown analysis {n!r}; {did_you_mean(n, ANALYSES)}")
     return list(names)
 
-def read_table(path)->pd.DataFrame:
+def read_table(path, # a Parquet or CSV file
+               what:str='features table', # what it should hold, for messages
+               fix:str='run `larvae features` first or pass --features', # what to do when it is missing
+              )->pd.DataFrame:
     "A keyed table from Parquet or CSV."
     path = Path(path)
-    if not path.is_file(): raise LarvaeError(f"{path}: file not found; run `larvae features` first or pass --features")
+    if path.is_dir(): raise LarvaeError(f"{path}: is a directory, not the {what} file; {fix}")
+    if not path.is_file(): raise LarvaeError(f"{path}: file not found ({what}); {fix}")
     try: return pd.read_csv(path) if path.suffix == '.csv' else pd.read_parquet(path)
-    except Exception as e: raise LarvaeError(f"{path}: cannot read the table ({e}); regenerate it") from None
+    except Exception as e: raise LarvaeError(f"{path}: cannot read the {what} ({(str(e).splitlines() or [''])[0]}); {fix}") from None
 
 # %% ../nbs/14_latents.ipynb #2d12a52b
 def _field(out, name):
@@ -750,7 +755,7 @@ def join_cnn(j:pd.DataFrame, # analysed tracks (keys)
              path, # the classifier's predictions.parquet (keys, p_kaon)
             )->pd.DataFrame:
     "Add the CNN's held-out score as `CNN_COLUMN` (NaN for tracks it did not score), joined on the track key."
-    p = read_table(path)
+    p = read_table(path, 'CNN predictions', 'rerun `larvae classify`')
     miss = [c for c in list(TRACK_KEY) + ['p_kaon'] if c not in p]
     if miss: raise LarvaeError(f"{path}: no {', '.join(miss)} column; rerun `larvae classify`")
     if p.duplicated(list(TRACK_KEY)).any(): raise LarvaeError(f"{path}: duplicate track keys; rerun `larvae classify`")
@@ -758,12 +763,15 @@ def join_cnn(j:pd.DataFrame, # analysed tracks (keys)
     out.attrs = j.attrs
     return out
 
-def _truth_analysis(j:pd.DataFrame, truth:pd.DataFrame, arrays:dict, seed:int)->dict:
+TRUTH_NEEDS = ('logistic', 'separation')  # analyses whose latent scores the truth table compares
+TRUTH_FIX = "pass the truth.parquet `larvae simulate` wrote (the manifest's `truth:` entry, or --truth)"
+
+def _truth_analysis(j:pd.DataFrame, truth:pd.DataFrame, arrays:dict, seed:int, name:str='truth table')->dict:
     "PID table against true species and disentanglement against the true factors."
     keys = list(TRACK_KEY) if 'track' in truth else list(EVENT_KEY)
     t = join_on_keys(j[keys + ['row']], truth.drop(columns=[c for c in ('sample',) if c in truth]), keys,
                      ('analysed tracks', 'truth'), many_to_one=True)
-    if 'species' not in t: raise LarvaeError(f"truth table has no 'species' column (columns: {list(truth.columns)}); regenerate it with `larvae simulate`")
+    if 'species' not in t: raise LarvaeError(f"{name}: no 'species' column (columns: {list(truth.columns)}); regenerate it with `larvae simulate`")
     rows = t['row'].values
     scores = {name: np.asarray(a, float)[rows] for name, a in arrays.items()}
     if 'recon_error' in j: scores['reconstruction error'] = j['recon_error'].values[rows]
@@ -824,10 +832,18 @@ def analyse(run_dir, # the training run directory
     "Run the selected latent analyses of a run; save figures and metrics.json; return the numbers."
     run_dir, cfg, names = Path(run_dir), cfg or AnalysisConfig(), check_analyses(analyses)
     if not run_dir.is_dir(): raise LarvaeError(f"{run_dir}: run directory not found; train a model first (`larvae train`)")
+    truth = None if 'truth' not in names or truth_path is None else read_table(truth_path, 'truth table', TRUTH_FIX)
+    if truth is not None:  # the truth table compares the latent methods too: run them first
+        names = [n for n in names if n != 'truth'] + [n for n in TRUTH_NEEDS if n not in names] + ['truth']
+        if scores_path is None: warn("truth analysis without a scores table (--scores, the dataset's tracks.parquet): "
+                                     "the chi2 and PIDA methods are left out of the PID table")
     feats = read_table(features_path or run_dir/'features.parquet')
     j = join_on_keys(load_latents(run_dir, loader=loader), feats)
     if scores_path is not None:
         sc = read_scores(scores_path)
+        miss = [c for c in SCORE_COLUMN_NAMES if c not in sc] if truth is not None else []
+        if miss: raise LarvaeError(f"{scores_path}: lacks the score column(s) {miss} the truth analysis compares (written by an "
+                                   "older larvae_nb?); rerun `larvae dataset` to rebuild it")
         j = join_on_keys(j, sc.drop(columns=[c for c in sc.columns if c in j and c not in TRACK_KEY + ('sample',)]),
                          names=('analysed tracks', 'scores'))
     cnn_path = cnn_path or (run_dir/'classifier'/'predictions.parquet' if (run_dir/'classifier'/'predictions.parquet').is_file() else None)
@@ -857,7 +873,7 @@ def analyse(run_dir, # the training run directory
         elif name == 'separation': r = separation(Z, s, n_init=cfg.gmm_inits, seed=cfg.seed)
         elif name == 'truth':
             if truth_path is None: r = {'skipped': 'no truth table (simulation only); pass truth_path'}
-            else: r = _truth_analysis(j, read_table(truth_path), arrays, cfg.seed)
+            else: r = _truth_analysis(j, truth, arrays, cfg.seed, str(truth_path))
         figures.update(r.pop('figures', {})); arrays.update(r.pop('arrays', {}))
         metrics[name] = r
     save_outputs(run_dir, metrics, figures)
@@ -900,7 +916,10 @@ def analyse_cmd(run:str, # the training run directory
     "Analyse a run's latents against the handcrafted features; figures and metrics.json in the run directory."
     names = check_analyses(analyses)
     if jobs < 1: raise LarvaeError(f"--jobs {jobs}: give at least 1 worker process")
-    m = analyse(run, features, names, load_config(config).analysis, truth_path=truth, scores_path=scores, n_jobs=jobs)
+    if not Path(run).is_dir(): raise LarvaeError(f"{run}: run directory not found; train a model first (`larvae train`)")
+    cfg = load_config(config).analysis
+    with output_dir(run, 'larvae analyse'):
+        m = analyse(run, features, names, cfg, truth_path=truth, scores_path=scores, n_jobs=jobs)
     print(f"{run}: {', '.join(names)} -> metrics.json")
     print(summary(m))
     return m

@@ -195,7 +195,7 @@ def pipeline(out='larvae-out', # output directory
         read_manifest(data)  # says what is wrong with the data directory before anything is written
     if (out/'.stages').is_dir() and (out/'pipeline.json').is_file() and not (out/MARKER).exists():
         atomic_write(out/MARKER, json.dumps({'made_by': 'larvae pipeline', 'adopted': True}))  # an output of an older larvae_nb
-    with output_dir(out, 'larvae pipeline'):
+    with output_dir(out, 'larvae pipeline', recursive=True):
         ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
         data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
         atomic_write(out/'pipeline.json', json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
@@ -211,6 +211,7 @@ def pipeline_cmd(out:str='larvae-out', # output directory
                  quick:bool=False, # a tiny run (about a minute) for smoke tests
                  force:bool=False, # redo every stage even when nothing changed
                  until:str=None, # stop after this stage (simulate, dataset, images, train, infer, features, classify, analyse, report)
+                 progress:bool=True, # progress bars (--no-progress for batch logs)
                 ):
     "Run the whole analysis: simulate or read data, dataset, images, train, infer, classify, features, analyse, report."
-    pipeline(out, data, config, quick=quick, force=force, until=until)
+    pipeline(out, data, config, quick=quick, force=force, until=until, progress=progress)

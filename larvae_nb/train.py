@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_train.ipynb #65641164
 from __future__ import annotations
-import copy, json, math, random, time
+import copy, json, math, pickle, random, time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -15,15 +15,16 @@ import torch
 import torch.nn.functional as F
 
 from .config import (Config, LarvaeError, EVENT_KEY, atomic_path, atomic_write, config_hash, flag_overrides,
-                              load_config, make_run_dir, pick_device, save_config, seed_everything)
+                              claim_dir, load_config, make_run_dir, output_dir, pick_device, save_config, seed_everything)
 from .images import ImageSet, apply_transform, fit_transform
 from .model import VAE, Classifier, vae_loss
 
 # %% auto #0
-__all__ = ['TRANSFORM_FILE', 'SPLIT_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE', 'CLASSES', 'HELD_OUT', 'ALWAYS_TRAIN',
-           'CLASSIFIER_LR', 'CHANCE_LOSS', 'images_file', 'load_images', 'split_events', 'get_split', 'assign_split',
-           'train_epoch', 'evaluate', 'sanity_check', 'rng_state', 'set_rng_state', 'save_torch', 'load_torch',
-           'plot_history', 'proton_data', 'train', 'train_cmd', 'classifier_folds', 'train_classifier', 'classify_cmd']
+__all__ = ['RETRAIN', 'TRANSFORM_FILE', 'SPLIT_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE', 'CLASSES', 'HELD_OUT',
+           'ALWAYS_TRAIN', 'CLASSIFIER_LR', 'CHANCE_LOSS', 'images_file', 'load_images', 'split_events', 'get_split',
+           'assign_split', 'train_epoch', 'evaluate', 'sanity_check', 'rng_state', 'set_rng_state', 'save_torch',
+           'load_torch', 'plot_history', 'proton_data', 'train', 'train_cmd', 'classifier_folds', 'train_classifier',
+           'classify_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
@@ -101,6 +102,11 @@ def _batches(n, batch_size, gen, device):
         idx = perm[i:i + batch_size]
         if len(idx) > 1: yield idx
 
+def _no_step(n:int, where:str)->LarvaeError:
+    "The error for a training set too small to make one batch of two images (BatchNorm needs two)."
+    return LarvaeError(f"{where}: {n} training image(s), too few for one batch of 2, so no optimiser step can be taken; "
+                       "make more images or lower data.val_split")
+
 def train_epoch(model, x:torch.Tensor, opt, tc, gen:torch.Generator)->dict:
     "One pass over `x` in shuffled batches; mean total, recon and KL per image."
     model.train()
@@ -114,7 +120,8 @@ def train_epoch(model, x:torch.Tensor, opt, tc, gen:torch.Generator)->dict:
         opt.step()
         sums += torch.stack([t.total.detach(), t.recon.detach(), t.kl.detach()]) * len(idx)
         n += len(idx)
-    return dict(zip(('total', 'recon', 'kl'), (sums / max(n, 1)).tolist()))
+    if n == 0: raise _no_step(len(x), 'train_epoch')
+    return dict(zip(('total', 'recon', 'kl'), (sums / n).tolist()))
 
 @torch.inference_mode()
 def evaluate(model, x:torch.Tensor, tc, batch_size:int=256)->dict:
@@ -144,33 +151,46 @@ def sanity_check(model, xb:torch.Tensor, tc)->float:
     return t.total.item()
 
 # %% ../nbs/11_train.ipynb #decf2db9
+RETRAIN = 'retrain the run (`larvae train --overwrite` with the same options)'  # the fix for an unreadable run file
+
 def rng_state(gen:torch.Generator)->dict:
-    "The random states training depends on."
-    return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
-            'shuffle': gen.get_state()}
+    "The random states training depends on, as tensors and plain values (readable with `weights_only=True`)."
+    key, mt, pos, has_gauss, gauss = np.random.get_state()
+    return {'torch': torch.get_rng_state(), 'shuffle': gen.get_state(), 'python': random.getstate(),
+            'numpy': {'key': key, 'mt': torch.from_numpy(mt.astype(np.int64)), 'pos': int(pos), 'has_gauss': int(has_gauss), 'gauss': float(gauss)}}
 
 def set_rng_state(state:dict, gen:torch.Generator):
     "Restore the states saved by `rng_state`."
-    torch.set_rng_state(state['torch']); np.random.set_state(state['numpy'])
-    random.setstate(state['python']); gen.set_state(state['shuffle'])
+    n = state['numpy']
+    torch.set_rng_state(state['torch']); gen.set_state(state['shuffle']); random.setstate(state['python'])
+    np.random.set_state((n['key'], n['mt'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
 
 def save_torch(obj, path):
     "`torch.save` atomically."
     with atomic_path(path) as tmp: torch.save(obj, tmp)
     return Path(path)
 
-def load_torch(path, what:str='file'):
-    "`torch.load` on the CPU with a clear error when the file is missing or unreadable."
+def load_torch(path, # a file written by `save_torch`
+               what:str='file', # what it holds, for messages (e.g. 'checkpoint')
+               fix:str=RETRAIN, # what to do when it cannot be used
+               keys=(), # top-level keys the file's dict must hold
+              ):
+    "`torch.load(weights_only=True)` on the CPU: tensors and plain values only, no code in the file runs; one-line errors."
     path = Path(path)
-    if not path.is_file(): raise LarvaeError(f"{path}: {what} not found")
-    try: return torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e: raise LarvaeError(f"{path}: cannot read the {what} ({type(e).__name__}: {e}); delete it or start a new run") from None
+    if not path.is_file(): raise LarvaeError(f"{path}: {what} not found; {fix}")
+    refused = f"{path}: not a larvae {what} file, or written by an older larvae_nb; it was not loaded (loading it could run code); {fix}"
+    try: obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError: raise LarvaeError(refused) from None
+    except Exception as e:
+        raise LarvaeError(f"{path}: cannot read the {what} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); {fix}") from None
+    if keys and not (isinstance(obj, dict) and set(keys) <= set(obj)): raise LarvaeError(refused)
+    return obj
 
 # %% ../nbs/11_train.ipynb #b9a158d7
 def plot_history(history:dict, path=None):
     "Train and validation loss per epoch: total, reconstruction and KL panels; saved to `path` if given."
     import matplotlib; import matplotlib.pyplot as plt; import mplhep as hep
-    from larvae_nb.features import plot_style  # DUNE style with self-contained math fonts (13_features)
+    from larvae_nb.config import plot_style  # DUNE style with self-contained math fonts (00_config)
     with plot_style():
         fig, axs = plt.subplots(1, 3, figsize=(15, 4.5), layout='constrained')
         ep = np.arange(1, len(history['train']['total']) + 1)
@@ -187,6 +207,12 @@ def plot_history(history:dict, path=None):
 TRANSFORM_FILE, SPLIT_FILE, CHECKPOINT_FILE, MODEL_FILE, HISTORY_FILE = 'transform.pt', 'split.parquet', 'checkpoint.pt', 'model.pt', 'history.json'
 
 def _n_events(keys): return int(len(keys[list(EVENT_KEY)].drop_duplicates()))
+
+def _check_finite(epoch:int, which:str, losses:dict, settings:str):
+    "Raise when a loss of `epoch` is NaN or infinite: the run diverged and its weights are useless."
+    bad = [f"{k} {v}" for k, v in losses.items() if not math.isfinite(v)]
+    if bad: raise LarvaeError(f"epoch {epoch}: the {which} loss is not finite ({', '.join(bad)}); training diverged and nothing "
+                              f"was saved as the model: lower {settings}, or check the images for NaN/inf")
 
 def _check_run_config(run_dir:Path, cfg:Config, resume:bool):
     "Save the config in `run_dir`; a resumed run must have the same one."
@@ -210,7 +236,7 @@ def proton_data(imgs:ImageSet, cfg:Config, run_dir:Path, device:str):
     lab = assign_split(keys, get_split(run_dir/SPLIT_FILE, keys, cfg.data.val_split, cfg.data.random_seed))
     tr, va = torch.from_numpy(lab == 'train'), torch.from_numpy(lab == 'val')
     name = cfg.images.transform
-    if (run_dir/TRANSFORM_FILE).exists(): stats = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics')['stats']
+    if (run_dir/TRANSFORM_FILE).exists(): stats = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics', keys=('stats',))['stats']
     else:
         stats = fit_transform(x[tr], name)
         save_torch({'transform': name, 'stats': stats}, run_dir/TRANSFORM_FILE)
@@ -226,12 +252,13 @@ def train(images, # an ImageSet, an images.pt file or its directory
           on_epoch:Callable|None=None, # called as on_epoch(epoch, history) after each checkpoint
          )->dict:
     "Train the β-VAE on the proton images; write the run directory and return the history."
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = claim_dir(run_dir, 'train')  # marks it as a larvae directory; refuses one holding other files
     _check_run_config(run_dir, cfg, resume)
     imgs = load_images(images)
     device = pick_device(cfg.train.device)
     tc, seed = cfg.train, cfg.data.random_seed
     keys, lab, x_tr, x_va = proton_data(imgs, cfg, run_dir, device)
+    if len(x_tr) < 2: raise _no_step(len(x_tr), f"{run_dir/SPLIT_FILE}")
     seed_everything(seed)
     model = VAE.from_config(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
@@ -239,7 +266,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
     hist = {'train': {k: [] for k in ('total', 'recon', 'kl')}, 'val': {k: [] for k in ('total', 'recon', 'kl')},
             'train_seconds': [], 'val_seconds': [], 'train_images_per_second': [],
             'best_epoch': 0, 'best_val': math.inf, 'wait': 0, 'stopped_early': False, 'finished': False,
-            'device': device, 'torch': torch.__version__, 'threads': torch.get_num_threads(),
+            'device': device, 'torch': str(torch.__version__), 'threads': torch.get_num_threads(),
             'images': None if isinstance(images, ImageSet) else str(images_file(images)),
             'n_train': len(x_tr), 'n_val': len(x_va), 'n_train_events': _n_events(keys[lab == 'train']),
             'n_val_events': _n_events(keys[lab == 'val']),
@@ -247,7 +274,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
             'started': datetime.now(timezone.utc).isoformat(timespec='seconds')}
     best_state = copy.deepcopy(model.state_dict())
     if resume and (run_dir/CHECKPOINT_FILE).exists():
-        ck = load_torch(run_dir/CHECKPOINT_FILE, 'checkpoint')
+        ck = load_torch(run_dir/CHECKPOINT_FILE, 'checkpoint', keys=('model', 'optimizer', 'rng', 'best_state', 'history'))
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer'])
         best_state, hist = ck['best_state'], ck['history']
         set_rng_state(ck['rng'], gen)
@@ -262,6 +289,8 @@ def train(images, # an ImageSet, an images.pt file or its directory
             t1 = time.perf_counter()
             va = evaluate(model, x_va, tc)
             t2 = time.perf_counter()
+            hint = f"optimizer.lr (now {cfg.optimizer.lr:g}) or train.beta (now {tc.beta:g})"
+            _check_finite(epoch + 1, 'training', tr, hint); _check_finite(epoch + 1, 'validation', va, hint)
             for k in tr: hist['train'][k].append(tr[k]); hist['val'][k].append(va[k])
             hist['train_seconds'].append(t1 - t0); hist['val_seconds'].append(t2 - t1)
             hist['train_images_per_second'].append(len(x_tr) / (t1 - t0))
@@ -307,8 +336,9 @@ def train_cmd(config:str=None, # YAML file of config overrides
                                              channels=channels, kernel=kernel, activation=activation,
                                              transform=transform, seed=seed))
     if not images_file(images).is_file(): load_images(images)  # raises: fail before a run directory is made
-    run_dir = make_run_dir(runs, cfg, resume=resume, overwrite=overwrite)
-    hist = train(images, cfg, run_dir, resume=resume, progress=progress)
+    with output_dir(runs, 'larvae train'):
+        run_dir = make_run_dir(runs, cfg, resume=resume, overwrite=overwrite)
+        with output_dir(run_dir, 'larvae train'): hist = train(images, cfg, run_dir, resume=resume, progress=progress)
     print(f"{run_dir}: best val loss {hist['best_val']:.5g} at epoch {hist['best_epoch']} of {len(hist['train']['total'])}")
     return run_dir
 
@@ -358,8 +388,11 @@ def _fit_classifier(x, y, tr, va, cfg:Config, device, seed:int, progress:bool, d
             loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx], weight=w)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             tot += loss.item() * len(idx); n += len(idx)
+        if n == 0: raise _no_step(len(x_tr), desc)
         vl = F.cross_entropy(_predict(model, x_va), y_va, weight=w).item()
-        hist['train_loss'].append(tot / max(n, 1)); hist['val_loss'].append(vl)
+        for which, v in (('training', tot / n), ('validation', vl)):
+            _check_finite(epoch + 1, f"{desc} {which}", {'cross-entropy': v}, f"--lr (now {lr:g})")
+        hist['train_loss'].append(tot / n); hist['val_loss'].append(vl)
         if vl < hist['best_val'] - tc.min_delta:
             hist.update(best_val=vl, best_epoch=epoch + 1); wait = 0
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -438,7 +471,8 @@ def classify_cmd(run:str, # the VAE run directory (`larvae train` printed it); t
         h = run/HISTORY_FILE
         if not h.is_file(): raise LarvaeError(f"{h}: no history naming the run's images; pass --images")
         images = json.loads(h.read_text())['images']
-    hist = train_classifier(images, load_config(run/'config.yaml'), run/'classifier', progress=progress, folds=folds, lr=lr)
+    with output_dir(run, 'larvae classify'):
+        hist = train_classifier(images, load_config(run/'config.yaml'), run/'classifier', progress=progress, folds=folds, lr=lr)
     print(f"{run/'classifier'}: held-out AUC {hist['held_out_auc']:.3f} against sample labels on {hist['n_held_out']} tracks "
           f"({len(hist['folds'])} folds, {hist['seconds']:.0f} s)")
     if hist['chance_folds']: print(f"warning: fold(s) {hist['chance_folds']} never beat a constant prediction; try a smaller --lr")

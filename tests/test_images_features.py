@@ -32,7 +32,9 @@ def dataset(tmp_path_factory):
         img[np.arange(h), t] = 60 + 400*np.arange(h)/h
         rows.append(dict(run=3, subrun=1, event=i, track=0, sample='proton' if i % 3 else 'kaon',
                          col_image=list(img), col_profile=img.max(axis=1), ind_image=list(0.4*img)))
-    pd.DataFrame(rows).sample(frac=1, random_state=0).to_parquet(d/'tracks.parquet')
+    import pyarrow.parquet as pq
+    from larvae_nb.dataset import tracks_to_arrow  # stamped with the tracks schema, as `larvae dataset` writes it
+    pq.write_table(tracks_to_arrow(pd.DataFrame(rows).sample(frac=1, random_state=0).reset_index(drop=True)), d/'tracks.parquet')
     return d
 
 
@@ -44,7 +46,7 @@ def test_images_end_to_end(dataset, tmp_path):
     assert tuple(ims.x.shape) == (12, 2, 48, 48)
     assert sorted(ims.keys['event']) == list(range(12))
     assert (ims.keys['sample'] == 'kaon').sum() == 4
-    assert [p.name for p in tmp_path.iterdir()] == ['images.pt']
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith('.larvae')] == ['images.pt']
 
 
 def test_features_end_to_end(dataset, tmp_path):
@@ -53,7 +55,7 @@ def test_features_end_to_end(dataset, tmp_path):
     f = pd.read_parquet(tmp_path/'features.parquet')
     assert len(f) == 12 and f.shape[1] == 5 + 25
     assert f['total_adc'].notna().all()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['features.json', 'features.parquet']
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith('.larvae')) == ['features.json', 'features.parquet']
 
 
 @pytest.mark.parametrize('cmd', ['images', 'features'])
