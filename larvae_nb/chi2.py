@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import physics
-from .config import Chi2Config, LarvaeError, check_choice, did_you_mean
+from .config import Chi2Config, LarvaeError, check_choice, did_you_mean, warn
 
 # %% auto #0
 __all__ = ['KAON', 'PROTON', 'UNDECIDED', 'HYPOTHESES', 'LARSOFT_SIGMA_CONST', 'LARSOFT_SIGMA_QUAD', 'LARSOFT_MAX_DEDX',
@@ -324,7 +324,7 @@ def score_tracks(trkrr, # per-track residual range [cm]: awkward array or sequen
     for c in ('n_hits', 'n_hits_out_of_range', 'n_hits_ls', 'n_hits_pida'): df[c] = df[c].astype(np.int64)
     n_bad = int((df.n_hits == 0).sum())
     if n_bad:
-        warnings.warn(f"{n_bad} of {n} tracks have no hit inside the tables' residual range {rng} cm; "
+        warn(f"{n_bad} of {n} tracks have no hit inside the tables' residual range {rng} cm; "
                       "their particle_hypothesis is -1 and their chi2 NaN")
     return df
 
@@ -415,14 +415,13 @@ def cluster_charge_profile(image_intensity:np.ndarray, # (wires, ticks) ADC crop
                            stop:str='peak', # 'peak': the track stops at its Bragg peak (`stopping_wire`); 'last': at the last wire
                           )->tuple[np.ndarray, np.ndarray]:
     "Residual range [cm] and charge per length [ADC·tick/cm] of each wire with charge, entry first."
+    check_choice('stop', stop, ('peak', 'last'))
     img = _image(image_intensity)
     q = img.sum(axis=1)
     ok = q > 0
     if not ok.any(): raise LarvaeError("the cluster crop has no positive charge; it cannot be a track")
     if follow: img = follow_track(img); q = img.sum(axis=1)
-    if stop == 'peak':
-        img = img[:stopping_wire(q) + 1]; q = q[:len(img)]
-    elif stop != 'last': raise LarvaeError(f"stop={stop!r} must be 'peak' or 'last'")
+    if stop == 'peak': img = img[:stopping_wire(q) + 1]; q = q[:len(img)]
     ok = q > 0
     dx = pitch_along_track(track_slope(img), wire_spacing_cm, drift_velocity, tick_us)
     n = img.shape[0]
@@ -465,13 +464,13 @@ def toy_cluster_image(dedx:np.ndarray, # true dE/dx per wire, entry first [MeV/c
 
 # %% ../nbs/07_chi2.ipynb #c9f0d909
 def _per_crop(n:int, tick_min, lifetime_us)->list[dict]:
-    "Per-crop tick_min / lifetime_us keyword arguments from None, one value or one value per crop (None or NaN: no correction)."
-    for name, v in (('tick_min', tick_min), ('lifetime_us', lifetime_us)):
-        if v is not None and np.ndim(v) and len(v) != n: raise LarvaeError(f"{name} has {len(v)} values for {n} images")
-        if v is not None and not np.ndim(v) and name == 'tick_min': raise LarvaeError("tick_min needs one value per image")
-    life = [lifetime_us] * n if lifetime_us is None or not np.ndim(lifetime_us) else list(lifetime_us)
-    return [({} if tick_min is None else {'tick_min': int(tick_min[i])}) |
-            ({} if life[i] is None or np.isnan(life[i]) else {'lifetime_us': float(life[i])}) for i in range(n)]
+    "Per-crop keyword arguments: tick_min (None or one per crop), lifetime_us (None, one value or one per crop; None or NaN: no correction)."
+    ticks = [None] * n if tick_min is None else list(np.ravel(tick_min))
+    life = np.asarray(np.nan if lifetime_us is None else lifetime_us, float)
+    if life.ndim == 0: life = np.full(n, float(life))
+    for name, v in (('tick_min', ticks), ('lifetime_us', life)):
+        if len(v) != n: raise LarvaeError(f"{name} has {len(v)} values for {n} images")
+    return [({} if t is None else {'tick_min': int(t)}) | ({} if np.isnan(l) else {'lifetime_us': float(l)}) for t, l in zip(ticks, life)]
 
 def fit_calibration(images, # collection crops of stopping protons, each (wires, ticks), row 0 = entry wire
                     proton_table, # expected proton dE/dx: DataFrame rr, dedx or a table file

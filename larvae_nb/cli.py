@@ -81,6 +81,9 @@ def build_parser(name:str, func)->argparse.ArgumentParser:
         if pname in POSITIONAL.get(name, ()):
             p.add_argument(pname, type=tp if tp in (int, float) else str, **kw)
             continue
+        if pname == 'overrides':  # dotted config overrides, given last: model.activation=gelu train.beta=0.5
+            p.add_argument('overrides', nargs='*', default=[], metavar='SECTION.KEY=VALUE', **kw)
+            continue
         flags = [f"--{pname.replace('_', '-')}"] + ([f"--{pname}"] if '_' in pname else [])
         if tp is bool:
             p.add_argument(*flags, dest=pname, action=argparse.BooleanOptionalAction,

@@ -183,9 +183,9 @@ def output_dir(path, # the output directory a command writes
 class LarvaeWarning(UserWarning):
     "Something the user should know about their input or results: rows dropped, values replaced."
 
-def warn(message:str):
+def warn(message:str, stacklevel:int=1):
     "Issue a `LarvaeWarning` (one line on the command line)."
-    warnings.warn(message, LarvaeWarning, stacklevel=2)
+    warnings.warn(message, LarvaeWarning, stacklevel=stacklevel + 1)
 
 # %% ../nbs/00_config.ipynb #24af9869
 def _coerce(name, value, tp):

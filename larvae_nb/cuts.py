@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError, CutConfig, EVENT_KEY, atomic_path, check_choice
+from .config import LarvaeError, CutConfig, EVENT_KEY, atomic_path, check_choice, warn
 from .clustering import PLANES, clusters_frame
 
 # %% auto #0
@@ -120,7 +120,7 @@ def reco_track_cuts(reco:pd.DataFrame, # reco table: run, subrun, event, trkrr, 
     keep, reasons = _first_failure({'unparseable': ~bad, 'length_mismatch': same,
                                     'empty': [not b and len(r) > 0 for b, r in zip(bad, rr)]}, len(reco))
     if reasons['unparseable']:
-        warnings.warn(f"reco table: dropped {reasons['unparseable']} row(s) with unparseable trkrr/trkdedx, first at {first_bad}")
+        warn(f"reco table: dropped {reasons['unparseable']} row(s) with unparseable trkrr/trkdedx, first at {first_bad}")
     out = reco.copy()
     out['trkrr'], out['trkdedx'] = pd.Series(rr, index=reco.index, dtype=object), pd.Series(dedx, index=reco.index, dtype=object)
     return out[keep].reset_index(drop=True), reasons | {'hits_dropped': hits}

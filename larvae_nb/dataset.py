@@ -14,12 +14,13 @@ import pandas as pd
 import yaml
 
 from .config import (EVENT_KEY, TRACK_KEY, Config, LarvaeError, atomic_path, atomic_write,
-                              did_you_mean, load_config)
+                              did_you_mean, load_config, output_dir, warn)
 
 # %% auto #0
-__all__ = ['MANIFEST', 'CAL_PREFIX', 'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job',
-           'process_entries', 'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes', 'read_reco',
-           'pid_tables', 'cluster_pid', 'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd', 'cutflow_by',
+__all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'TRACKS_SCHEMA', 'SCHEMA_KEY', 'CAL_PREFIX', 'Sample',
+           'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job', 'count_by_label', 'process_entries',
+           'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes', 'read_reco', 'pid_tables', 'cluster_pid',
+           'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd', 'cutflow_by', 'stops_in_argon',
            'pid_vs_truth']
 
 # %% ../nbs/08_dataset.ipynb #bac656a3
@@ -44,36 +45,82 @@ class Manifest:
     lifetime:Path|None = None # electron lifetime per run (or subrun, or event): run[, subrun[, event]], lifetime_us
 
 # %% ../nbs/08_dataset.ipynb #bba5caf1
+ENTRIES = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth', 'lifetime') # the manifest's top-level entries
+SAMPLE_ENTRIES = ('files', 'tree') # the entries of one sample
+
 def _existing(root:Path, rel, what:str, mpath:Path)->Path:
+    "The resolved path `rel` names, refusing a non-text value, a missing path and a directory."
+    if not isinstance(rel, str) or not rel.strip():
+        raise LarvaeError(f"{mpath}: {what} must be a file name, got {rel!r}; fix the manifest")
     p = (root/rel).resolve()
     if not p.exists(): raise LarvaeError(f"{mpath}: {what} {rel!r} does not exist (looked for {p}); fix the manifest or the file")
+    if not p.is_file(): raise LarvaeError(f"{mpath}: {what} {rel!r} is a directory, not a file ({p}); name the file itself in the manifest")
     return p
 
+def _load_manifest(mpath:Path)->dict:
+    "The manifest's YAML as a mapping, or one line naming the file and the problem."
+    try: d = yaml.safe_load(mpath.read_text(encoding='utf-8'))
+    except UnicodeDecodeError: raise LarvaeError(f"{mpath}: not UTF-8 text; write the manifest as a YAML text file") from None
+    except yaml.YAMLError as e:
+        m = getattr(e, 'problem_mark', None)
+        where = f"line {m.line + 1}, column {m.column + 1}: " if m else ''
+        raise LarvaeError(f"{mpath}: not valid YAML ({where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}); fix the syntax") from None
+    if d is None: d = {}
+    if not isinstance(d, dict):
+        raise LarvaeError(f"{mpath}: the manifest must be a mapping of entries ({', '.join(ENTRIES)}), "
+                          f"not a {type(d).__name__} ({str(d)[:40]!r}); see the README for an example")
+    for k in d:
+        if k not in ENTRIES: raise LarvaeError(f"{mpath}: unknown entry {k!r}; {did_you_mean(k, ENTRIES)}")
+    return d
+
+def _sample(name, s, root:Path, mpath:Path)->Sample:
+    "One checked sample entry of the manifest."
+    if not isinstance(s, dict): raise LarvaeError(f"{mpath}: sample {name!r} must be a mapping with 'files' (and optionally 'tree'), got {s!r}")
+    for k in s:
+        if k not in SAMPLE_ENTRIES: raise LarvaeError(f"{mpath}: sample {name!r} has an unknown entry {k!r}; {did_you_mean(k, SAMPLE_ENTRIES)}")
+    files = [s['files']] if isinstance(s.get('files'), str) else s.get('files')
+    if not isinstance(files, list) or not files:
+        raise LarvaeError(f"{mpath}: sample {name!r} needs 'files': a file name or a list of them, got {s.get('files')!r}")
+    if s.get('tree') is not None and not isinstance(s['tree'], str):
+        raise LarvaeError(f"{mpath}: sample {name!r} 'tree' must be a tree path such as ana/raw, got {s['tree']!r}")
+    return Sample(str(name), [_existing(root, f, f"sample {name!r} file", mpath) for f in files], s.get('tree'))
+
 def read_manifest(data_dir)->Manifest:
-    "Read and check `larvae-data.yaml` in `data_dir`: every file it names must exist."
+    "Read and check `larvae-data.yaml` in `data_dir`: its entries and their types, and that every file it names exists."
     data_dir = Path(data_dir)
     mpath = data_dir/MANIFEST
     if not data_dir.is_dir(): raise LarvaeError(f"{data_dir}: no such data directory; run `larvae simulate --out {data_dir}` or point --data at yours")
     if not mpath.is_file(): raise LarvaeError(f"{data_dir}: no {MANIFEST} manifest here; run `larvae simulate --out {data_dir}` or write one (see the README)")
-    try: d = yaml.safe_load(mpath.read_text(encoding='utf-8')) or {}
-    except yaml.YAMLError as e: raise LarvaeError(f"{mpath}: not valid YAML ({str(e).splitlines()[0]})") from None
-    known = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth', 'lifetime')
-    for k in d:
-        if k not in known: raise LarvaeError(f"{mpath}: unknown entry {k!r}; {did_you_mean(k, known)}")
+    d = _load_manifest(mpath)
     if not isinstance(d.get('samples'), dict) or not d['samples']:
-        raise LarvaeError(f"{mpath}: needs a 'samples' mapping, e.g. samples: {{proton: {{files: [protons.root]}}}}")
-    samples = {}
-    for name, s in d['samples'].items():
-        if not isinstance(s, dict) or not s.get('files'):
-            raise LarvaeError(f"{mpath}: sample {name!r} needs a list of 'files'")
-        files = [s['files']] if isinstance(s['files'], str) else s['files']
-        samples[name] = Sample(name, [_existing(data_dir, f, f"sample {name!r} file", mpath) for f in files], s.get('tree'))
-    opt = lambda k: _existing(data_dir, d[k], k, mpath) if d.get(k) else None
-    bb = {sp: _existing(data_dir, f, f"bethe_bloch table {sp!r}", mpath) for sp, f in (d.get('bethe_bloch') or {}).items()}
+        raise LarvaeError(f"{mpath}: needs a 'samples' mapping, e.g. samples: {{proton: {{files: [protons.root]}}}}; got {d.get('samples')!r}")
+    samples = {str(n): _sample(n, s, data_dir, mpath) for n, s in d['samples'].items()}
+    opt = lambda k: _existing(data_dir, d[k], k, mpath) if d.get(k) is not None else None
+    bb = d.get('bethe_bloch') or {}
+    if not isinstance(bb, dict): raise LarvaeError(f"{mpath}: bethe_bloch must map species to table files, e.g. {{proton: bb/proton.txt}}; got {bb!r}")
+    bb = {sp: _existing(data_dir, f, f"bethe_bloch table {sp!r}", mpath) for sp, f in bb.items()}
     return Manifest(data_dir.resolve(), samples, opt('beamline'), opt('reco'), bb, opt('truth'), opt('lifetime'))
 
 # %% ../nbs/08_dataset.ipynb #0a63ef66
-def _read_keyed_csv(path:Path, required:tuple, what:str)->pd.DataFrame:
+def _cell(v)->str:
+    "A CSV cell for a message: text quoted, numbers plain."
+    return repr(v.item() if hasattr(v, 'item') else v)
+
+def _whole_numbers(df:pd.DataFrame, key:list, path:Path, what:str)->pd.DataFrame:
+    "The key columns as int64, refusing text, infinities and fractions (event 4.5 is not truncated to 4)."
+    out = {}
+    for c in key:
+        x = pd.to_numeric(df[c], errors='coerce').astype(float)
+        bad = ~(np.isfinite(x) & (x == np.round(x)) & (x.abs() < 2**53))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise LarvaeError(f"{path}: column {c!r} of the {what} CSV has {int(bad.sum())} value(s) that are not whole numbers, "
+                              f"e.g. {c}={_cell(df[c].iloc[i])} in data row {i + 1}; key columns hold integers: fix or drop those rows")
+        out[c] = x.astype('int64')
+    return pd.DataFrame(out, index=df.index)
+
+def _read_keyed_csv(path:Path, required:tuple, what:str, key:tuple=EVENT_KEY)->pd.DataFrame:
+    "A CSV with the `required` columns and one row per `key`, whose key columns are whole numbers."
     try: df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise LarvaeError(f"{path}: cannot read the {what} CSV ({str(e).splitlines()[0]}); check the file") from None
@@ -81,20 +128,32 @@ def _read_keyed_csv(path:Path, required:tuple, what:str)->pd.DataFrame:
     if missing:
         hints = '; '.join(f"{c!r}: {did_you_mean(c, df.columns)}" for c in missing)
         raise LarvaeError(f"{path}: the {what} CSV lacks column(s) {missing} ({hints}); found {list(df.columns)}")
-    keys = df[list(EVENT_KEY)]
+    key = list(key); keys = df[key]
     if keys.isna().any().any():
-        raise LarvaeError(f"{path}: {int(keys.isna().any(axis=1).sum())} row(s) of the {what} CSV have an empty run/subrun/event; fix or drop them")
-    df[list(EVENT_KEY)] = keys.astype('int64')
-    dup = df.duplicated(list(EVENT_KEY), keep=False)
+        raise LarvaeError(f"{path}: {int(keys.isna().any(axis=1).sum())} row(s) of the {what} CSV have an empty {'/'.join(key)}; fix or drop them")
+    event_key = key == list(EVENT_KEY)
+    df[key] = _whole_numbers(df, key, path, what)
+    dup = df.duplicated(key, keep=False)
     if dup.any():
-        first = tuple(int(v) for v in df.loc[dup, list(EVENT_KEY)].iloc[0])
-        raise LarvaeError(f"{path}: {int(dup.sum())} rows of the {what} CSV share an event key, e.g. (run, subrun, event) = {first}; keep one row per event")
+        first = tuple(int(v) for v in df.loc[dup, key].iloc[0])
+        which = f"an event key, e.g. (run, subrun, event) = {first}" if event_key else f"the key {first} ({', '.join(key)})"
+        raise LarvaeError(f"{path}: {int(dup.sum())} rows of the {what} CSV share {which}; keep one row per {'event' if event_key else 'key'}")
     return df
 
+BEAM_VALUES = ('p', 'm', 'beamline_mass') # the beamline CSV's value columns [MeV/c, MeV/c2, MeV/c2]
+
 def read_beamline(path)->pd.DataFrame:
-    "The beamline CSV: run, subrun, event, p [MeV/c], m [MeV/c2], beamline_mass."
-    df = _read_keyed_csv(Path(path), EVENT_KEY + ('p', 'm', 'beamline_mass'), 'beamline')
-    return df[list(EVENT_KEY) + ['p', 'm', 'beamline_mass']]
+    "The beamline CSV: run, subrun, event, p [MeV/c], m [MeV/c2], beamline_mass; rows without finite values are dropped with a warning."
+    path = Path(path)
+    df = _read_keyed_csv(path, EVENT_KEY + BEAM_VALUES, 'beamline')
+    vals = df[list(BEAM_VALUES)].apply(pd.to_numeric, errors='coerce').astype(float)
+    bad = ~np.isfinite(vals).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0]); row = ', '.join(f"{c}={_cell(df[c].iloc[i])}" for c in BEAM_VALUES)
+        if bad.all(): raise LarvaeError(f"{path}: no row of the beamline CSV has finite numbers in p, m and beamline_mass (e.g. {row}); fix the file")
+        warn(f"{path}: dropped {int(bad.sum())} of {len(df)} beamline row(s) whose p, m or beamline_mass is empty, infinite or not a number "
+             f"(e.g. data row {i + 1}: {row}); their tracks get no beamline values")
+    return pd.concat([df.loc[~bad, list(EVENT_KEY)], vals[~bad]], axis=1).reset_index(drop=True)
 
 # %% ../nbs/08_dataset.ipynb #6463bdef
 import pyarrow as pa
@@ -116,8 +175,11 @@ def _image_array(images:list)->pa.Array:
     flat = np.concatenate([a.ravel() for a in images]).astype(np.float32) if images else np.zeros(0, np.float32)
     return pa.ListArray.from_arrays(pa.array(outer), pa.ListArray.from_arrays(pa.array(inner), pa.array(flat)))
 
+TRACKS_SCHEMA = 1 # version of tracks.parquet's columns and their meaning; bump it when they change
+SCHEMA_KEY = b'larvae_tracks_schema' # the Parquet metadata key that records it
+
 def tracks_to_arrow(df:pd.DataFrame)->pa.Table:
-    "An Arrow table of track rows: 2-D array columns become list<list<float32>>, 1-D ones list<float32>."
+    "An Arrow table of track rows, stamped with `TRACKS_SCHEMA`: 2-D array columns become list<list<float32>>, 1-D ones list<float32>."
     cols = {}
     for c in df.columns:
         v = df[c].to_numpy()
@@ -126,7 +188,7 @@ def tracks_to_arrow(df:pd.DataFrame)->pa.Table:
         if isinstance(first, np.ndarray) and first.ndim == 2: cols[c] = _image_array([np.asarray(x, np.float32) for x in v])
         elif isinstance(first, (np.ndarray, list)): cols[c] = _list_array([np.asarray(x, np.float32) for x in v])
         else: cols[c] = pa.array(v)
-    return pa.table(cols)
+    return pa.table(cols).replace_schema_metadata({SCHEMA_KEY: str(TRACKS_SCHEMA).encode()})
 
 # %% ../nbs/08_dataset.ipynb #0ae96111
 from .root_io import find_raw_tree, iterate_planes
@@ -143,24 +205,34 @@ class Job:
     start:int
     stop:int
 
+def count_by_label(flow:CutFlow, step:str, rows:pd.DataFrame, # rows with the event key columns
+                   labels:pd.DataFrame, # one row per event: run, subrun, event, label
+                  )->CutFlow:
+    "Add the rows of `step` to `flow`, counted per event label (events without one count as 'unlabelled')."
+    lab = rows[list(EVENT_KEY)].merge(labels, on=list(EVENT_KEY), how='left', validate='many_to_one')['label'].fillna('unlabelled')
+    for l, n in lab.value_counts().items(): flow.add(step, l, n)
+    return flow
+
 def process_entries(job:Job, cfg:Config,
                     tables:dict|None=None, # 'proton' and 'kaon' dE/dx tables: score each track's own cluster (`cluster_pid`)
                     lifetime:pd.DataFrame|None=None, # the lifetime table (`read_lifetime`) for that calorimetry
+                    labels:pd.DataFrame|None=None, # count the cut flow per event label (`cutflow_by`) instead of per sample
                    )->tuple[pd.DataFrame, CutFlow, pd.DataFrame]:
     "Tracks, cut flow and event keys of one range of raw entries."
-    flow, parts, keys = CutFlow(), [], []
+    flow, parts, keys, s = CutFlow(), [], [], job.sample
+    count = (lambda step, rows: flow.add(step, s, len(rows))) if labels is None else (lambda step, rows: count_by_label(flow, step, rows, labels))
     for chunk in iterate_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop):
-        s = job.sample
-        flow.add('entries', s, len(chunk) + chunk.n_empty).add('non-empty events', s, len(chunk))
+        if labels is None: flow.add('entries', s, len(chunk) + chunk.n_empty)  # empty entries have no key to label
+        count('non-empty events', chunk.keys)
         keys.append(chunk.keys.assign(sample=s))
         cl = clusters_frame(cluster_chunk(chunk, cfg.cluster)).assign(sample=s)
-        flow.add('clusters', s, len(cl))
+        count('clusters', cl)
         cl, _ = cluster_cuts(cl, cfg.cuts)
-        flow.add('clusters after cuts', s, len(cl))
+        count('clusters after cuts', cl)
         tr = match_clusters(cl, cfg.match)
-        flow.add('matched tracks', s, len(tr))
+        count('matched tracks', tr)
         tr, _ = image_cuts(tr, cfg.cuts)
-        flow.add('after image cuts', s, len(tr))
+        count('after image cuts', tr)
         if tables is not None and len(tr): tr = cluster_pid(tr, tables, cfg, lifetime)
         parts.append(tr)
     tracks = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -178,17 +250,41 @@ def make_jobs(manifest:Manifest, chunk_events:int)->list[Job]:
             jobs += [Job(s.name, str(f), s.tree, a, min(a + step, n)) for a in range(0, n, step)]
     return jobs
 
+def _watch_parent(interval:float=0.5, # seconds between checks
+                 ):
+    "Worker initializer: exit at once when the parent process is gone, and leave Ctrl-C and SIGTERM to the parent."
+    import signal, threading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's KeyboardInterrupt handler: terminate() ends a worker quietly
+    parent = os.getppid()
+    def watch():
+        while os.getppid() == parent: time.sleep(interval)
+        os._exit(1)  # orphaned (parent killed, e.g. by the OOM killer): stop holding memory and the output lock
+    threading.Thread(target=watch, daemon=True, name='larvae-watch-parent').start()
+
+def _stop_pool(ex:ProcessPoolExecutor):
+    "Cancel the queued jobs and end the workers now, without waiting for the jobs they are running."
+    procs = list((ex._processes or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs: p.terminate()
+    for p in procs:
+        p.join(2)
+        if p.is_alive(): p.kill()
+
 def imap_bounded(func, items:list, workers:int):
     "`map(func, items)` on `workers` processes, in order, with at most 2 × workers items in flight."
     if workers <= 1:
         yield from map(func, items); return
     from collections import deque
-    with ProcessPoolExecutor(workers) as ex:
-        pending, it = deque(), iter(items)
-        for x in it:
+    ex, pending = ProcessPoolExecutor(workers, initializer=_watch_parent), deque()
+    try:
+        for x in items:
             pending.append(ex.submit(func, x))
             if len(pending) >= 2*workers: yield pending.popleft().result()
         while pending: yield pending.popleft().result()
+    except BaseException:  # a job's error, KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI), or the consumer stopped early
+        _stop_pool(ex); raise
+    ex.shutdown()
 
 # %% ../nbs/08_dataset.ipynb #e632e415
 from . import chi2 as _chi2
@@ -196,19 +292,14 @@ from . import chi2 as _chi2
 def read_lifetime(path)->pd.DataFrame:
     "The electron-lifetime table: `run` and `lifetime_us` [us], optionally `subrun` and `event` for finer keys."
     path = Path(path)
-    try: df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise LarvaeError(f"{path}: cannot read the lifetime CSV ({str(e).splitlines()[0]}); check the file") from None
-    missing = [c for c in ('run', 'lifetime_us') if c not in df.columns]
-    if missing: raise LarvaeError(f"{path}: the lifetime CSV lacks column(s) {missing}; it needs run, lifetime_us (and optionally subrun, event)")
-    key = [k for k in EVENT_KEY if k in df.columns]
+    cols = pd.read_csv(path, nrows=0).columns if path.is_file() and path.stat().st_size else []
+    key = tuple(k for k in EVENT_KEY if k in cols) or ('run',)
     if 'event' in key and 'subrun' not in key: raise LarvaeError(f"{path}: the lifetime CSV has 'event' but no 'subrun'; key it by run, run+subrun or run+subrun+event")
-    bad = df[key].isna().any(axis=1) | ~np.isfinite(pd.to_numeric(df['lifetime_us'], errors='coerce')) | ~(pd.to_numeric(df['lifetime_us'], errors='coerce') > 0)
-    if bad.any(): raise LarvaeError(f"{path}: {int(bad.sum())} row(s) of the lifetime CSV have an empty key or a lifetime that is not a positive number of microseconds; fix or drop them")
-    df = df[key + ['lifetime_us']].astype({k: 'int64' for k in key} | {'lifetime_us': float})
-    dup = df.duplicated(key, keep=False)
-    if dup.any(): raise LarvaeError(f"{path}: {int(dup.sum())} rows of the lifetime CSV share the key {tuple(df.loc[dup, key].iloc[0])} ({', '.join(key)}); keep one row per key")
-    return df
+    df = _read_keyed_csv(path, key + ('lifetime_us',), 'lifetime', key)
+    tau = pd.to_numeric(df['lifetime_us'], errors='coerce')
+    if not (tau > 0).all():  # NaN, text and non-positive values all fail
+        raise LarvaeError(f"{path}: {int((~(tau > 0)).sum())} row(s) of the lifetime CSV have a lifetime that is not a positive number of microseconds; fix or drop them")
+    return df[list(key)].assign(lifetime_us=tau.astype(float))
 
 def track_lifetimes(tracks:pd.DataFrame, # rows with the event key columns
                     lifetime:pd.DataFrame|None, # `read_lifetime` table, or None
@@ -222,17 +313,24 @@ def track_lifetimes(tracks:pd.DataFrame, # rows with the event key columns
     return np.where(np.isnan(got), out, got)
 
 def read_reco(path, cfg:Config)->tuple[pd.DataFrame, dict]:
-    "The reco CSV, keyed, parsed and cut."
+    "The reco CSV, keyed, parsed and cut; rows whose arrays do not parse or differ in length are dropped with a counted warning."
     df = _read_keyed_csv(Path(path), EVENT_KEY + ('trkrr', 'trkdedx'), 'reco')
-    try: return reco_track_cuts(df[list(EVENT_KEY) + ['trkrr', 'trkdedx']], cfg.cuts, errors='count')
+    try:
+        with warnings.catch_warnings(record=True):  # counted below, with the file's name
+            reco, why = reco_track_cuts(df[list(EVENT_KEY) + ['trkrr', 'trkdedx']], cfg.cuts, errors='count')
     except LarvaeError as e: raise LarvaeError(f"{path}: {e}") from None
+    bad = {'do not parse as numbers': why.get('unparseable', 0), 'have different lengths': why.get('length_mismatch', 0)}
+    if any(bad.values()):
+        warn(f"{path}: dropped {sum(bad.values())} of {len(df)} reco row(s) whose trkrr and trkdedx "
+             + ' or '.join(f"{k} ({n})" for k, n in bad.items() if n) + "; fix those rows to keep their tracks")
+    return reco, why
 
 def pid_tables(manifest:Manifest)->dict:
     "The proton and kaon dE/dx tables named by the manifest, or Bethe-Bloch ones made here."
     if {'proton', 'kaon'} <= set(manifest.bethe_bloch):
         return {h: manifest.bethe_bloch[h] for h in ('proton', 'kaon')}
     from larvae_nb.physics import dedx_table
-    warnings.warn(f"{manifest.root/MANIFEST}: no proton and kaon bethe_bloch tables named; using mean Bethe-Bloch tables")
+    warn(f"{manifest.root/MANIFEST}: no proton and kaon bethe_bloch tables named; using mean Bethe-Bloch tables")
     return {h: dedx_table(h) for h in ('proton', 'kaon')}
 
 CAL_PREFIX = 'cal_'  # columns scored from the track's own collection cluster
@@ -271,7 +369,7 @@ def _fingerprint(manifest:Manifest, cfg:Config)->str:
     files += [p for p in (manifest.beamline, manifest.reco, manifest.lifetime) if p] + list(manifest.bethe_bloch.values())
     stat = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     conf = {k: getattr(cfg, k).to_dict() for k in ('cluster', 'cuts', 'match', 'chi2')}
-    return hashlib.sha256(json.dumps([stat, conf], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([stat, conf, TRACKS_SCHEMA], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 def _check_keys(events:pd.DataFrame, table:pd.DataFrame|None, what:str, path)->dict:
     "Count events without a row in `table` and rows without a raw event; raise on duplicate raw events."
@@ -280,10 +378,35 @@ def _check_keys(events:pd.DataFrame, table:pd.DataFrame|None, what:str, path)->d
     raw = pd.MultiIndex.from_frame(events[k]); other = pd.MultiIndex.from_frame(table[k])
     out = {f'events_without_{what}': int((~raw.isin(other)).sum()), f'{what}_rows_without_event': int((~other.isin(raw)).sum())}
     if out[f'{what}_rows_without_event']:
-        warnings.warn(f"{path}: {out[f'{what}_rows_without_event']} {what} row(s) have no raw event (ignored)")
+        warn(f"{path}: {out[f'{what}_rows_without_event']} {what} row(s) have no raw event (ignored)")
     return out
 
 # %% ../nbs/08_dataset.ipynb #95484db9
+def _stream_tracks(tmp:Path, # the temporary tracks file to write
+                   jobs:list, cfg:Config, tables:dict, lifetime, beam, reco, # as read by `build_dataset`
+                   progress:bool)->tuple[CutFlow, pd.DataFrame, int]:
+    "Run the jobs on the pool and append their merged, scored tracks to `tmp`; return the cut flow, event keys and track count."
+    from contextlib import closing
+    from tqdm.auto import tqdm
+    flow, events, writer, n_tracks = CutFlow(), [], None, 0
+    bar = tqdm(total=sum(j.stop - j.start for j in jobs), unit='event', desc='dataset', disable=None if progress else True)  # None: not on a non-terminal
+    try:
+        with closing(imap_bounded(_run_job, [(j, cfg, tables, lifetime) for j in jobs], cfg.dataset.workers)) as results:
+            for tracks, f, keys in results:
+                bar.update(sum(f.counts.get('entries', {}).values()))
+                flow, events = flow + f, events + [keys]
+                if not len(tracks): continue
+                merged = merge_and_score(tracks, beam, reco, tables, cfg, flow)
+                if not len(merged): continue
+                table = tracks_to_arrow(merged)
+                if writer is None: writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                n_tracks += len(merged)
+    finally:
+        bar.close()
+        if writer is not None: writer.close()
+    return flow, (pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=list(EVENT_KEY))), n_tracks
+
 def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
                   out_dir, # where tracks.parquet, cutflow.csv and dataset.json go
                   cfg:Config|None=None, # the configuration (defaults: load_config())
@@ -298,55 +421,49 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
         if progress: print(f"{tracks_path}: inputs and config unchanged; skipping (use --force to redo)")
         return tracks_path
     t0 = time.perf_counter()
-    beam = read_beamline(manifest.beamline) if manifest.beamline else None
+    beam = read_beamline(manifest.beamline) if manifest.beamline else None  # every input is checked before anything is written
     reco, reco_reasons = read_reco(manifest.reco, cfg) if manifest.reco else (None, {})
     tables = pid_tables(manifest)
     lifetime = read_lifetime(manifest.lifetime) if manifest.lifetime else None
     jobs = make_jobs(manifest, cfg.dataset.chunk_events)
-    flow, events, writer, n_tracks = CutFlow(), [], None, 0
-    from tqdm.auto import tqdm
-    bar = tqdm(total=sum(j.stop - j.start for j in jobs), unit='event', desc='dataset', disable=not progress)
-    with atomic_path(tracks_path) as tmp:
-        try:
-            for tracks, f, keys in imap_bounded(_run_job, [(j, cfg, tables, lifetime) for j in jobs], cfg.dataset.workers):
-                bar.update(sum(f.counts.get('entries', {}).values()))
-                flow, events = flow + f, events + [keys]
-                if not len(tracks): continue
-                merged = merge_and_score(tracks, beam, reco, tables, cfg, flow)
-                if not len(merged): continue
-                table = tracks_to_arrow(merged)
-                if writer is None: writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                n_tracks += len(merged)
-        finally:
-            bar.close()
-            if writer is not None: writer.close()
-        events = pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=list(EVENT_KEY))
-        dup = events.duplicated(list(EVENT_KEY), keep=False)
-        if dup.any():
-            d = events[dup].iloc[0]
-            raise LarvaeError(f"{d['file']}: event (run, subrun, event) = ({d['run']}, {d['subrun']}, {d['event']}) appears "
-                              f"{int(dup.sum())} times in the raw files; each event must be read once (check the manifest)")
-        if writer is None:
-            raise LarvaeError(f"{manifest.root}: no track survived the selection; the cut flow was:\n{flow}")
-    joins = _check_keys(events, beam, 'beamline', manifest.beamline) | _check_keys(events, reco, 'reco', manifest.reco)
-    if lifetime is not None: joins['events_without_lifetime'] = int(np.isnan(track_lifetimes(events, lifetime, None)).sum())
-    flow.save(out/'cutflow.csv')
-    info = dict(fingerprint=fp, data_dir=str(manifest.root), n_events=len(events), n_tracks=n_tracks,
-                joins=joins, reco_cuts={k: int(v) for k, v in reco_reasons.items()}, seconds=round(time.perf_counter() - t0, 2),
-                events_per_second=round(len(events) / max(time.perf_counter() - t0, 1e-9), 1), workers=cfg.dataset.workers)
-    atomic_write(info_path, json.dumps(info, indent=2))
+    with output_dir(out, 'larvae dataset'):
+        with atomic_path(tracks_path) as tmp:
+            flow, events, n_tracks = _stream_tracks(tmp, jobs, cfg, tables, lifetime, beam, reco, progress)
+            dup = events.duplicated(list(EVENT_KEY), keep=False)
+            if dup.any():
+                d = events[dup].iloc[0]
+                raise LarvaeError(f"{d['file']}: event (run, subrun, event) = ({d['run']}, {d['subrun']}, {d['event']}) appears "
+                                  f"{int(dup.sum())} times in the raw files; each event must be read once (check the manifest)")
+            if not n_tracks:
+                steps = ', '.join(f"{s} {sum(c.values())}" for s, c in flow.counts.items())
+                raise LarvaeError(f"{manifest.root}: no track survived the selection (cut flow: {steps}); check the data and the cuts of the config")
+        joins = _check_keys(events, beam, 'beamline', manifest.beamline) | _check_keys(events, reco, 'reco', manifest.reco)
+        if lifetime is not None: joins['events_without_lifetime'] = int(np.isnan(track_lifetimes(events, lifetime, None)).sum())
+        flow.save(out/'cutflow.csv')
+        info = dict(fingerprint=fp, tracks_schema=TRACKS_SCHEMA, data_dir=str(manifest.root), n_events=len(events), n_tracks=n_tracks,
+                    joins=joins, reco_cuts={k: int(v) for k, v in reco_reasons.items()}, seconds=round(time.perf_counter() - t0, 2),
+                    events_per_second=round(len(events) / max(time.perf_counter() - t0, 1e-9), 1), workers=cfg.dataset.workers)
+        atomic_write(info_path, json.dumps(info, indent=2))
     if progress: print(flow)
     return tracks_path
 
 # %% ../nbs/08_dataset.ipynb #9aba8ff5
-def load_tracks(dataset_dir, columns=None)->pd.DataFrame:
-    "Read `tracks.parquet` of a dataset directory (or the file itself) into pandas."
+def load_tracks(dataset_dir, # a dataset directory, or its tracks.parquet
+                columns=None, # the columns to read (None: all)
+               )->pd.DataFrame:
+    "Read `tracks.parquet` of a dataset directory (or the file itself) into pandas, refusing a file of another `TRACKS_SCHEMA`."
     p = Path(dataset_dir)
     p = p/'tracks.parquet' if p.is_dir() else p
     if not p.exists(): raise LarvaeError(f"{p}: no tracks file; run `larvae dataset --data DIR --out {p.parent}` first")
-    try: return pq.read_table(p, columns=columns).to_pandas()
-    except (pa.ArrowInvalid, OSError, KeyError) as e:
+    try:
+        meta = pq.read_schema(p).metadata or {}
+        have = int(meta.get(SCHEMA_KEY, b'0'))
+        if have < TRACKS_SCHEMA:
+            raise LarvaeError(f"{p}: written by an older larvae_nb (schema {have}, this version needs {TRACKS_SCHEMA}): rerun `larvae dataset` to rebuild it")
+        if have > TRACKS_SCHEMA:
+            raise LarvaeError(f"{p}: written by a newer larvae_nb (schema {have}, this version reads {TRACKS_SCHEMA}): upgrade larvae_nb or rebuild it with this one")
+        return pq.read_table(p, columns=columns).to_pandas()
+    except (pa.ArrowInvalid, OSError, KeyError, ValueError) as e:
         raise LarvaeError(f"{p}: cannot read the tracks file ({str(e).splitlines()[0]}); rerun `larvae dataset`") from None
 
 # %% ../nbs/08_dataset.ipynb #a6def790
@@ -357,7 +474,8 @@ def dataset_cmd(data:str, # data directory with a larvae-data.yaml manifest
                 force:bool=False, # redo the work even when nothing changed
                ):
     "Build the track dataset (stage 1) from raw ROOT files."
-    cfg = load_config(config, [f'dataset.workers={workers}'] if workers else [])
+    if workers is not None and workers < 1: raise LarvaeError(f"--workers must be at least 1 (got {workers}); use 1 to run in this process")
+    cfg = load_config(config, [] if workers is None else [f'dataset.workers={workers}'])
     build_dataset(data, out, cfg, force=force)
 
 # %% ../nbs/08_dataset.ipynb #ec97fd3d
@@ -369,23 +487,20 @@ def cutflow_by(manifest:Manifest, # the data directory's manifest
     key = list(EVENT_KEY)
     if 'label' not in labels or labels.duplicated(key).any():
         raise LarvaeError("labels must have one row per event key and a 'label' column")
-    lab = lambda df: df.merge(labels[key + ['label']], on=key, how='left', validate='many_to_one')['label'].fillna('unlabelled')
-    flow = CutFlow()
-    def count(step, df):
-        for l, n in lab(df).value_counts().items(): flow.add(step, l, n)
+    labels, flow = labels[key + ['label']], CutFlow()
     reco = read_reco(manifest.reco, cfg)[0][key] if manifest.reco is not None else None
-    for sample in manifest.samples.values():
-        for f in sample.files:
-            for chunk in iterate_planes(f, sample.tree, cfg.dataset.chunk_events):
-                count('events', chunk.keys)
-                cl = clusters_frame(cluster_chunk(chunk, cfg.cluster)); count('clusters', cl)
-                cl, _ = cluster_cuts(cl, cfg.cuts); count('clusters after cuts', cl)
-                tr = match_clusters(cl, cfg.match); count('matched tracks', tr)
-                tr, _ = image_cuts(tr, cfg.cuts); count('after image cuts', tr)
-                if reco is not None: count('with a reco track', tr.merge(reco, on=key, how='inner'))
-    return flow.table()
+    for job in make_jobs(manifest, cfg.dataset.chunk_events):  # the very steps of `build_dataset`, in this process
+        tracks, f, _ = process_entries(job, cfg, labels=labels)
+        flow = flow + f
+        if reco is not None and len(tracks): count_by_label(flow, 'with a reco track', tracks.merge(reco, on=key), labels)
+    return flow.table().rename(index={'non-empty events': 'events'})
 
 # %% ../nbs/08_dataset.ipynb #f101943c
+def stops_in_argon(truth:pd.DataFrame, # rows with end_process and decay_in_flight (the simulation's truth)
+                  )->pd.Series:
+    "True where the particle came to rest in the argon: it stopped, or it decayed at rest."
+    return (truth['end_process'] == 'stopped') | ((truth['end_process'] == 'decayed') & ~truth['decay_in_flight'].astype(bool))
+
 def pid_vs_truth(tracks:pd.DataFrame, # tracks.parquet rows
                  truth:pd.DataFrame, # the simulation's truth table (event key, species, end_process, decay_in_flight)
                  pida_cut:float, # PIDA below this is called a kaon
@@ -394,8 +509,7 @@ def pid_vs_truth(tracks:pd.DataFrame, # tracks.parquet rows
     from sklearn.metrics import roc_auc_score
     j = tracks.merge(truth, on=list(EVENT_KEY), how='inner', validate='many_to_one', suffixes=('', '_truth'))
     j = j[j['species'].isin(['proton', 'kaon'])]
-    stops = (j['end_process'] == 'stopped') | ((j['end_process'] == 'decayed') & ~j['decay_in_flight'].astype(bool))
-    j = j.assign(cls=np.where(stops, 'stopping', 'not stopping'), is_kaon=j['species'] == 'kaon')
+    j = j.assign(cls=np.where(stops_in_argon(j), 'stopping', 'not stopping'), is_kaon=j['species'] == 'kaon')
     rows = []
     for pre, src in (('', 'reco hits'), (CAL_PREFIX, 'own cluster')):
         methods = {'seed χ²': j[f'{pre}chi2_proton'] - j[f'{pre}chi2_kaon'], 'LArSoft χ²': j[f'{pre}chi2ls_proton'] - j[f'{pre}chi2ls_kaon'],

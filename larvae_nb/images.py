@@ -279,9 +279,10 @@ def read_image_columns(dataset, # dataset directory holding tracks.parquet (or t
 def images_cmd(dataset:str, # dataset directory holding tracks.parquet
                out:str, # output directory for images.pt
                config:str=None, # YAML file of config overrides
+               overrides:list=(), # dotted config overrides, e.g. images.canvas_ticks=512
               ):
     "Make the track-end images of a dataset."
-    cfg = load_config(config).images
+    cfg = load_config(config, overrides).images
     ims = make_images(read_image_columns(dataset), cfg)
     with output_dir(out, 'larvae images') as d: p = ims.save(d/'images.pt')
     counts = ims.keys['sample'].value_counts().to_dict()

@@ -175,6 +175,12 @@ def _unset(config, items:list)->list:
         return True
     return [i for i in items if not has(i.split('=', 1)[0])]
 
+def _adopt_older(out:Path):
+    "Mark an output of an older larvae_nb pipeline (it has .stages/ and pipeline.json but no markers) as larvae's."
+    if not ((out/'.stages').is_dir() and (out/'pipeline.json').is_file()) or (out/MARKER).exists(): return
+    for d in [out] + [out/s for s in ('data', 'dataset', 'images', 'features', 'runs', 'report')]:
+        if d.is_dir() and not (d/MARKER).exists(): atomic_write(d/MARKER, json.dumps({'made_by': 'larvae pipeline', 'adopted': True}))
+
 def pipeline(out='larvae-out', # output directory
              data=None, # a data directory with larvae-data.yaml; None simulates one under OUT/data
              config=None, # YAML file of config overrides
@@ -193,8 +199,7 @@ def pipeline(out='larvae-out', # output directory
     if data is not None and not (Path(data)/'larvae-data.yaml').is_file():
         from larvae_nb.dataset import read_manifest
         read_manifest(data)  # says what is wrong with the data directory before anything is written
-    if (out/'.stages').is_dir() and (out/'pipeline.json').is_file() and not (out/MARKER).exists():
-        atomic_write(out/MARKER, json.dumps({'made_by': 'larvae pipeline', 'adopted': True}))  # an output of an older larvae_nb
+    _adopt_older(out)
     with output_dir(out, 'larvae pipeline', recursive=True):
         ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
         data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
@@ -212,6 +217,7 @@ def pipeline_cmd(out:str='larvae-out', # output directory
                  force:bool=False, # redo every stage even when nothing changed
                  until:str=None, # stop after this stage (simulate, dataset, images, train, infer, features, classify, analyse, report)
                  progress:bool=True, # progress bars (--no-progress for batch logs)
+                 overrides:list=(), # dotted config overrides, e.g. train.epochs=30 (applied last)
                 ):
     "Run the whole analysis: simulate or read data, dataset, images, train, infer, classify, features, analyse, report."
-    pipeline(out, data, config, quick=quick, force=force, until=until, progress=progress)
+    pipeline(out, data, config, overrides, quick=quick, force=force, until=until, progress=progress)

@@ -16,7 +16,7 @@ import pandas as pd
 import uproot
 from fastcore.basics import patch
 
-from .config import EVENT_KEY, LarvaeError, atomic_path, check_choice, did_you_mean
+from .config import EVENT_KEY, LarvaeError, atomic_path, check_choice, did_you_mean, plot_style, warn
 
 # %% auto #0
 __all__ = ['N_WIRES', 'N_CHANNELS', 'TICK_NS', 'Layout', 'LAYOUT_BRANCHES', 'BASKET_BYTES', 'Compression', 'READ_ERRORS',
@@ -223,7 +223,7 @@ def _pick_cycle(path, name:str, trees:dict)->str:
     if ';' in name: return name
     cyc = sorted((int(k.rsplit(';', 1)[1]), k) for k in trees if k.rsplit(';', 1)[0] == name)
     if len(cyc) > 1:
-        warnings.warn(f"{path}: tree {name!r} has cycles {', '.join(str(c) for c, _ in cyc)}; reading the highest, "
+        warn(f"{path}: tree {name!r} has cycles {', '.join(str(c) for c, _ in cyc)}; reading the highest, "
                       f"{cyc[-1][1]!r} (pass tree='{cyc[0][1]}' to read another)", stacklevel=3)
     return cyc[-1][1] if cyc else name
 
@@ -272,6 +272,17 @@ def _entry_checks(bad:np.ndarray, entry0:int, msg:str):
     "Raise `msg` for the first True of `bad`, formatted with `i` (its entry)."
     if bad.any(): raise LarvaeError(msg.format(i=entry0 + int(np.flatnonzero(bad)[0])))
 
+def _no_repeats(slot:np.ndarray, # entry × 480 + channel id of every channel read
+                n:int, # entries in the chunk
+                entry0:int, # tree entry of the chunk's first entry, for messages
+               ):
+    "Refuse a channel listed twice in one entry: its second row would silently overwrite the first wire."
+    seen = np.bincount(slot, minlength=n*N_CHANNELS)
+    if (seen > 1).any():
+        j = int(np.flatnonzero(seen > 1)[0])
+        raise LarvaeError(f"entry {entry0 + j//N_CHANNELS}: channel {j % N_CHANNELS} appears {seen[j]} times in raw_channel; "
+                          "each channel must be read out once per event: check how the file was written")
+
 def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
                    counts:np.ndarray, # payload values per entry
                    channels:np.ndarray, # flat channel ids of the chunk
@@ -288,6 +299,7 @@ def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
     ev, ch = np.repeat(np.arange(len(nch)), nch)[has], channels[has].astype(np.int64)
     _entry_checks(np.isin(np.arange(len(nch)), ev[(ch < 0) | (ch >= N_CHANNELS)]), entry0,
                   f"entry {{i}}: channel ids out of range 0..{N_CHANNELS-1}; this is not a LArIAT raw-digit file")
+    _no_repeats(ev*N_CHANNELS + ch, len(nch), entry0)
     rows = adc.reshape(-1, n_ticks)
     keep = np.bincount(ev, weights=rows.any(axis=1), minlength=len(nch)) > 0
     block = np.zeros((int(keep.sum()), N_CHANNELS, n_ticks), np.float32)  # one allocation: memory is the cost here
@@ -333,9 +345,31 @@ def _payload(arr)->tuple[np.ndarray, np.ndarray]:
     while arr.ndim > 2: arr = ak.flatten(arr, axis=2)
     return ak.to_numpy(ak.flatten(arr, axis=1)), ak.to_numpy(ak.num(arr, axis=1))
 
+def _event_keys(arrays:dict, # branch arrays holding run, subrun and event
+                path, tree:str, # the file and tree, for messages
+                entry0:int=0, # tree entry of the first value, for messages
+               )->dict:
+    "The run, subrun and event branches as int64 arrays, refusing lists per entry and numbers that are not whole."
+    out = {}
+    for k in EVENT_KEY:
+        a = arrays[k]
+        try: x = ak.to_numpy(a) if a.ndim == 1 else None
+        except (ValueError, TypeError): x = None
+        if x is None or x.dtype.kind not in 'iuf':
+            raise LarvaeError(f"{path}: {tree} branch {k!r} is not one number per entry ({ak.type(a)}); "
+                              "run, subrun and event must be one whole number per entry: rewrite the file")
+        bad = ~(np.isfinite(x) & (x == np.round(x)) & (np.abs(x) < 2**53)) if x.dtype.kind == 'f' else np.zeros(len(x), bool)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise LarvaeError(f"{path}: {tree} branch {k!r} has {int(bad.sum())} value(s) that are not whole numbers, e.g. {x[i]} "
+                              f"at entry {entry0 + i}; the event key must be integers: fix the file")
+        out[k] = x.astype(np.int64)
+    return out
+
 def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal)->PlaneChunk:
     "A PlaneChunk from the branch arrays of entries entry0, entry0+1, ..."
     payload, channels = arrays[LAYOUT_BRANCHES[src.layout][0]], arrays.get('raw_channel')
+    key = _event_keys(arrays, src.file, src.tree_path, entry0)
     while payload.ndim > 2: payload = ak.flatten(payload, axis=2)
     if not src.n_ticks: src.n_ticks = _ticks(payload, channels, src.layout, src.file, src.tree_path, entry0)
     adc, counts = _payload(payload)
@@ -349,7 +383,7 @@ def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal)->PlaneChunk:
     if pedestal == 'median':
         for plane in (ind, col): plane -= np.median(plane, axis=2, keepdims=True)
     keys = pd.DataFrame({'file': src.file, 'entry': entry0 + np.flatnonzero(keep)} |
-                        {k: ak.to_numpy(arrays[k])[keep] for k in EVENT_KEY})
+                        {k: key[k][keep] for k in EVENT_KEY})
     return PlaneChunk(keys, col, ind, int(len(keep) - keep.sum()))
 
 # %% ../nbs/03_root_io.ipynb #06ce7b61
@@ -383,9 +417,9 @@ def event_index(path, # the ROOT file
     "The (file, entry, run, subrun, event) table of every entry of the raw tree."
     src = find_raw_tree(path, tree)
     with open_root(path) as f:
-        try: arr = f[src.tree_path].arrays(list(EVENT_KEY), library='np')
+        try: arr = f[src.tree_path].arrays(list(EVENT_KEY), how=dict)
         except READ_ERRORS as e: raise _corrupt(path, f"reading the event keys of {src.tree_path}", e) from e
-    return pd.DataFrame({'file': src.file, 'entry': np.arange(src.n_entries)} | {k: arr[k].astype(np.int64) for k in EVENT_KEY})
+    return pd.DataFrame({'file': src.file, 'entry': np.arange(src.n_entries)} | _event_keys(arr, src.file, src.tree_path))
 
 # %% ../nbs/03_root_io.ipynb #02503500
 def _plane_image(ax, plane:np.ndarray, name:str, bipolar:bool):
@@ -404,11 +438,11 @@ def event_display(collection:np.ndarray, # (240, n_ticks) collection plane [ADC]
                   ax=None, # two matplotlib axes (collection, induction); None makes a figure
                  ):
     "Draw the collection and induction planes of one event side by side; return the two axes."
-    import matplotlib.pyplot as plt, mplhep as hep
+    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     for name, p in (('collection', collection), ('induction', induction)):
         if np.ndim(p) != 2: raise LarvaeError(f"event_display: {name} must be one event's (wires, ticks) plane, got shape {np.shape(p)}")
-    with plt.style.context(hep.style.DUNE):
+    with plot_style():
         if ax is None: _, ax = plt.subplots(1, 2, figsize=(14, 5), constrained_layout=True)
         axes = dict(zip(('collection', 'induction'), ax))
         _plane_image(axes['collection'], np.asarray(collection), 'collection', bipolar=False)

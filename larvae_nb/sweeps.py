@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_sweeps.ipynb #5840f581
 from __future__ import annotations
-import contextlib, fcntl, hashlib, itertools, json, os, tempfile, time, traceback
+import contextlib, fcntl, hashlib, itertools, json, os, re, tempfile, time, traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -13,11 +13,12 @@ import pandas as pd
 import yaml
 
 import larvae_nb
-from .config import ConfigError, LarvaeError, atomic_path, atomic_write, load_config
+from .config import ConfigError, LarvaeError, atomic_path, atomic_write, claim_dir, load_config, output_dir, plot_style, sweep_debris
 
 # %% auto #0
-__all__ = ['TEMPLATE', 'DONE', 'Cluster', 'Point', 'Grid', 'load_grid', 'gpu_slot', 'run_point', 'make_cluster', 'plan', 'sweep',
-           'point_metrics', 'summarise', 'plot_summary', 'sweep_cmd']
+__all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'Cluster', 'Point', 'check_name', 'Grid', 'load_grid', 'point_inputs', 'gpu_slot',
+           'run_point', 'make_cluster', 'plan', 'check_points', 'sweep', 'point_metrics', 'summarise', 'plot_summary',
+           'sweep_cmd']
 
 # %% ../nbs/15_sweeps.ipynb #938098c5
 @dataclass
@@ -40,6 +41,18 @@ def _axes(block, what:str, path)->dict:
     if not isinstance(block, dict) or not all(isinstance(v, list) and v for v in block.values()):
         raise LarvaeError(f"{path}: '{what}' must map each dotted config key to a non-empty list of values")
     return block
+
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+
+def check_name(name, # the grid's `name` (default: the file's stem)
+               path, # the grid file, for the message
+              )->str:
+    "`name` when it is a plain directory name (letters, digits, `-_.`, no `..`), else a one-line error."
+    if isinstance(name, (int, float)) and not isinstance(name, bool): name = str(name)
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or '..' in name:
+        raise LarvaeError(f"{path}: grid name {name!r} is not a plain name (it names the directory sweeps/out/NAME); "
+                          "set `name:` to letters, digits, '-', '_' and '.', starting with a letter or digit")
+    return name
 
 @dataclass
 class Grid:
@@ -68,6 +81,7 @@ def load_grid(path)->Grid:
     if not path.is_file(): raise LarvaeError(f"{path}: grid file not found; see sweeps/*.yaml for examples")
     try: d = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e: raise LarvaeError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(d, dict): raise LarvaeError(f"{path}: a grid file is a mapping with name, base, product and zip")
     unknown = set(d) - {'name', 'base', 'product', 'zip'}
     if unknown: raise LarvaeError(f"{path}: unknown grid keys {sorted(unknown)}; a grid has name, base, product and zip")
     base = d.get('base') or []
@@ -78,7 +92,24 @@ def load_grid(path)->Grid:
         raise LarvaeError(f"{path}: the 'zip' axes must have equal lengths, got {({k: len(v) for k, v in zp.items()})}")
     if set(prod) & set(zp): raise LarvaeError(f"{path}: {sorted(set(prod) & set(zp))} appear in both product and zip")
     if not prod and not zp: raise LarvaeError(f"{path}: no axes; give a 'product' or 'zip' block")
-    return Grid(str(d.get('name') or path.stem), base, prod, zp, path)
+    return Grid(check_name(d.get('name', path.stem), path), base, prod, zp, path)
+
+# %% ../nbs/15_sweeps.ipynb #aee4673e
+SWEEP_INPUTS = {'dataset/tracks.parquet': 'dataset', 'images/images.pt': 'images', 'features/features.parquet': 'features'} # in stage order
+
+def point_inputs(data, # a `larvae pipeline` output
+                )->dict:
+    "The paths a point reads from `data` (images, features, tracks, truth), or a one-line error naming what is missing."
+    from larvae_nb.dataset import read_manifest
+    data = Path(data)
+    fix = lambda stage: f"run `larvae pipeline --out {data} --until {stage}` first, or pass --data"
+    if not (data/'pipeline.json').is_file(): raise LarvaeError(f"{data}: not a pipeline output (no pipeline.json); {fix('features')}")
+    miss = [f for f in SWEEP_INPUTS if not (data/f).is_file()]
+    if miss: raise LarvaeError(f"{data}: missing {', '.join(miss)}, which a sweep point reads; {fix(SWEEP_INPUTS[miss[-1]])}")
+    try: src = Path(json.loads((data/'pipeline.json').read_text())['data'])
+    except (ValueError, KeyError, TypeError): raise LarvaeError(f"{data/'pipeline.json'}: unreadable; {fix('features')}") from None
+    return {'images': data/'images'/'images.pt', 'features': data/'features'/'features.parquet',
+            'tracks': data/'dataset'/'tracks.parquet', 'truth': read_manifest(src if src.is_absolute() else data/src).truth}
 
 # %% ../nbs/15_sweeps.ipynb #1525356f
 TEMPLATE = Path(larvae_nb.__file__).parent/'templates'/'experiment.ipynb'
@@ -117,10 +148,10 @@ def run_point(point_dir, # this point's directory (its run directory)
     import papermill as pm
     point_dir = Path(point_dir)
     if (point_dir/DONE).is_file(): return {**json.loads((point_dir/DONE).read_text()), 'status': 'skipped'}
-    point_dir.mkdir(parents=True, exist_ok=True)
     t0, nb = time.perf_counter(), point_dir/'experiment.ipynb'
     rec = {'id': point_dir.name, 'overrides': list(overrides)}
     try:
+        claim_dir(point_dir, 'sweep'); sweep_debris(point_dir)  # a larvae directory, without the temporary files of an interrupted try
         with gpu_slot(n_gpus) as gpu, _env(CUDA_VISIBLE_DEVICES=gpu, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', 1)):
             pm.execute_notebook(str(template), str(nb), parameters={'data_out': str(Path(data_out).resolve()),
                                 'run_dir': str(point_dir.resolve()), 'overrides': list(overrides)},
@@ -193,32 +224,62 @@ def plan(grid:Grid, out, start_index:int=0, limit:int|None=None)->pd.DataFrame:
                        else ('refused' if not p.valid else 'not selected'), 'reason': p.error or ''} for p in pts]
     return pd.DataFrame(rows)
 
+def check_points(grid:Grid, # the grid
+                 start_index:int=0, limit:int|None=None, # the selection of valid points
+                 keep_going:bool=False, # run the valid points of a partly refused grid
+                 log=None, # where to list the refused points (None: do not list them)
+                )->list[Point]:
+    "The selected valid points; a one-line error when none would run, or when some are refused (unless `keep_going`)."
+    pts, where = grid.points(), grid.path or grid.name
+    bad = [p for p in pts if not p.valid]
+    if len(bad) == len(pts):
+        raise LarvaeError(f"{where}: all {len(pts)} points are refused by the config schema, the first with: {bad[0].error}; "
+                          "fix that key or value in the grid's base or axes (--dry-run lists every point's reason)")
+    sel = _select(pts, start_index, limit)
+    if not sel:
+        raise LarvaeError(f"{where}: --start-index {start_index}" + (f" --limit {limit}" if limit is not None else '') +
+                          f" selects none of its {len(pts) - len(bad)} valid points; use a start index below that and a limit of at least 1")
+    if bad and log is not None:
+        for p in bad: log(f"REFUSED {p.id} ({', '.join(f'{k}={_fmt(v)}' for k, v in p.values.items())}): {p.error}")
+    if bad and not keep_going:
+        raise LarvaeError(f"{where}: {len(bad)} of {len(pts)} points are refused by the config schema (--dry-run lists why); "
+                          f"fix the grid, or pass --keep-going to run the other {len(pts) - len(bad)}")
+    return sel
+
 def sweep(grid, # a grid file or `Grid`
-          data='larvae-out', # a finished `larvae pipeline` output the points train on
+          data='larvae-out', # a `larvae pipeline` output the points train on (see `point_inputs`)
           out=None, # the sweep directory; default sweeps/out/<grid name>
           cluster:Cluster='local', workers:int=2, gpus:int=0, cluster_config=None,
           limit:int|None=None, start_index:int=0, resume:bool=False, dry_run:bool=False,
+          keep_going:bool=False, # run the valid points even when some are refused
           log=print)->pd.DataFrame:
     "Run the grid's points on a Dask cluster; return the summary table (also written to OUT/summary.parquet/.csv)."
-    from larvae_nb.report import missing_outputs
     grid = grid if isinstance(grid, Grid) else load_grid(grid)
     out = Path(out) if out is not None else Path('sweeps')/'out'/grid.name
-    table = plan(grid, out, start_index, limit)
     if dry_run:
-        log(table.to_string(index=False)); return table
-    miss = missing_outputs(data)
-    if miss: raise LarvaeError(f"{data}: not a finished pipeline output (missing {', '.join(miss)}); "
-                               f"run `larvae pipeline --out {data}` first or pass --data")
-    started = sorted(p.name for p in (out/'points').glob('p-*')) if (out/'points').is_dir() else []
-    if started and not resume:
-        raise LarvaeError(f"{out}: holds {len(started)} points of an earlier sweep; pass --resume to finish it or --out elsewhere")
-    todo = [p for p in _select(grid.points(), start_index, limit) if not (out/'points'/p.id/DONE).is_file()]
-    n_ref = int((table.status == 'refused').sum())
-    log(f"sweep {grid.name}: {len(table)} points, {n_ref} refused by the config schema, "
-        f"{int((table.status == 'done').sum())} already done, {len(todo)} to run on a {cluster} cluster")
-    atomic_write(out/'grid.yaml', yaml.safe_dump({'name': grid.name, 'base': grid.base, 'product': grid.product, 'zip': grid.zip}))
-    records = _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log) if todo else []
-    return summarise(out, grid, records, log=log)
+        table = plan(grid, out, start_index, limit)
+        log(table.to_string(index=False))
+        check_points(grid, start_index, limit, keep_going=True); return table
+    sel = check_points(grid, start_index, limit, keep_going, log)
+    point_inputs(data)
+    with output_dir(out, 'larvae sweep'):
+        _check_resume(grid, out, resume)
+        todo, pts = [p for p in sel if not (out/'points'/p.id/DONE).is_file()], grid.points()
+        log(f"sweep {grid.name}: {len(pts)} points, {sum(not p.valid for p in pts)} refused by the config schema, "
+            f"{len(sel) - len(todo)} already done, {len(todo)} to run on a {cluster} cluster")
+        atomic_write(out/'grid.yaml', yaml.safe_dump({'name': grid.name, 'base': grid.base, 'product': grid.product, 'zip': grid.zip}))
+        records = _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log) if todo else []
+        return summarise(out, grid, records, log=log)
+
+def _check_resume(grid:Grid, out:Path, resume:bool):
+    if not any((out/'points').glob('p-*')):
+        return  # nothing of an earlier sweep ran here
+    if not resume: raise LarvaeError(f"{out}: holds a sweep already; rerun with --resume to continue it or choose another --out")
+    try: old = (yaml.safe_load((out/'grid.yaml').read_text()) or {}).get('base') or []
+    except (OSError, yaml.YAMLError, AttributeError): return
+    if old != grid.base:
+        raise LarvaeError(f"{out}: holds a sweep with base {old}, not {grid.base}; its points ran with that base, "
+                          "so continue it with the same base or choose another --out")
 
 def _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log)->list:
     from distributed import Client, as_completed
@@ -269,11 +330,11 @@ def summarise(out, grid:Grid, records:list=(), log=print)->pd.DataFrame:
         else: continue
         rows.append(row)
     df = pd.DataFrame(rows)
-    if len(df):
-        with atomic_path(out/'summary.parquet') as tmp: df.to_parquet(tmp, index=False)
-        with atomic_path(out/'summary.csv') as tmp: df.to_csv(tmp, index=False)
-    n_done = int((df.get('status') == 'done').sum()) if len(df) else 0
-    log(f"{n_done} points done; summary in {out/'summary.parquet'}")
+    if not len(df):
+        log("no point of this grid has finished or failed here; no summary written"); return df
+    with atomic_path(out/'summary.parquet') as tmp: df.to_parquet(tmp, index=False)
+    with atomic_path(out/'summary.csv') as tmp: df.to_csv(tmp, index=False)
+    log(f"{int((df.status == 'done').sum())} points done; summary in {out/'summary.parquet'} and summary.csv")
     for r in failed.values(): log(f"FAILED {r['id']}: {r.get('error')} (notebook: {r.get('notebook', '-')})")
     return df
 
@@ -283,13 +344,13 @@ def plot_summary(df:pd.DataFrame, # a summary table (`summarise`)
                  axes=None, # axis columns to draw against; default every numeric axis with more than one value
                 ):
     "Each metric against each swept numeric axis (mean ± std over the other axes)."
-    import matplotlib.pyplot as plt, mplhep as hep
+    import matplotlib.pyplot as plt
     done = df[df['status'] == 'done'] if 'status' in df else df
     skip = {'id', 'index', 'status', 'seconds', 'error', 'epochs', 'train_seconds'}
     axes = axes or [c for c in done.columns if c not in skip and '.' in c and pd.api.types.is_numeric_dtype(done[c]) and done[c].nunique() > 1]
     metrics = [m for m in metrics if m in done]
     if not axes or not metrics: raise LarvaeError("nothing to plot: the summary has no numeric swept axis with two values, or none of the metrics")
-    with plt.style.context(hep.style.DUNE):
+    with plot_style():
         fig, axs = plt.subplots(len(metrics), len(axes), figsize=(5 * len(axes), 3.6 * len(metrics)), squeeze=False, layout='constrained')
         for i, m in enumerate(metrics):
             for j, a in enumerate(axes):
@@ -301,7 +362,7 @@ def plot_summary(df:pd.DataFrame, # a summary table (`summarise`)
 
 # %% ../nbs/15_sweeps.ipynb #4d17fd9a
 def sweep_cmd(grid:str, # the grid YAML file
-              data:str='larvae-out', # a finished `larvae pipeline` output to train on
+              data:str='larvae-out', # a `larvae pipeline` output to train on (`--until features` is enough)
               out:str=None, # sweep directory (default sweeps/out/<grid name>)
               cluster:Cluster='local', # local | ssh | slurm
               cluster_config:str=None, # ssh/slurm: cluster YAML (see sweeps/clusters/)
@@ -310,11 +371,11 @@ def sweep_cmd(grid:str, # the grid YAML file
               limit:int=None, # run at most this many points
               start_index:int=0, # skip the first K valid points
               resume:bool=False, # continue the sweep in OUT: run only the points not done
-              keep_going:bool=False, # exit 0 when some points failed but at least one finished
-              dry_run:bool=False, # list the points (and the refused ones) without running
+              keep_going:bool=False, # run the valid points of a partly refused grid; exit 0 when some failed but at least one finished
+              dry_run:bool=False, # list the points (and the refused ones) without running or writing anything
              ):
     "Run a grid of configurations as papermill-executed notebooks on a Dask cluster."
-    df = sweep(grid, data, out, cluster, workers, gpus, cluster_config, limit, start_index, resume, dry_run)
+    df = sweep(grid, data, out, cluster, workers, gpus, cluster_config, limit, start_index, resume, dry_run, keep_going)
     if dry_run or not len(df): return
     n_fail, n_done = int((df['status'] == 'failed').sum()), int((df['status'] == 'done').sum())
     if n_fail and not (keep_going and n_done):

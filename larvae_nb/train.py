@@ -330,11 +330,12 @@ def train_cmd(config:str=None, # YAML file of config overrides
               resume:bool=False, # continue an interrupted run of the same config
               overwrite:bool=False, # start the run directory again
               progress:bool=True, # show a progress bar
+              overrides:list=(), # dotted config overrides, e.g. model.activation=gelu (applied last)
              ):
     "Train the β-VAE on the proton images and print the run directory."
     cfg = load_config(config, flag_overrides(latent=latent, beta=beta, lr=lr, epochs=epochs, batch_size=batch_size,
                                              channels=channels, kernel=kernel, activation=activation,
-                                             transform=transform, seed=seed))
+                                             transform=transform, seed=seed) + list(overrides))
     if not images_file(images).is_file(): load_images(images)  # raises: fail before a run directory is made
     with output_dir(runs, 'larvae train'):
         run_dir = make_run_dir(runs, cfg, resume=resume, overwrite=overwrite)

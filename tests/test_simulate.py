@@ -48,7 +48,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(LarvaeError, match='is a file'):
         simulate(tmp_path/'file', SimConfig(**TINY), progress=False)
     (tmp_path/'full').mkdir(); (tmp_path/'full'/'mine.txt').write_text('keep me')
-    with pytest.raises(LarvaeError, match='not empty'):
+    with pytest.raises(LarvaeError, match='holds files larvae did not write'):
         simulate(tmp_path/'full', SimConfig(**TINY), progress=False)
     assert (tmp_path/'full'/'mine.txt').read_text() == 'keep me'
     with pytest.raises(LarvaeError, match='nothing to simulate'):
