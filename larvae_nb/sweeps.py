@@ -16,9 +16,9 @@ import larvae_nb
 from .config import ConfigError, LarvaeError, atomic_path, atomic_write, claim_dir, load_config, output_dir, plot_style, sweep_debris
 
 # %% auto #0
-__all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'Cluster', 'Point', 'check_name', 'Grid', 'load_grid', 'point_inputs', 'gpu_slot',
-           'run_point', 'make_cluster', 'plan', 'check_points', 'sweep', 'point_metrics', 'summarise', 'plot_summary',
-           'sweep_cmd']
+__all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'Cluster', 'PR_SET_CHILD_SUBREAPER', 'Point', 'check_name', 'Grid', 'load_grid',
+           'point_inputs', 'gpu_slot', 'run_point', 'make_cluster', 'reap_descendants', 'plan', 'check_points', 'sweep',
+           'point_metrics', 'summarise', 'plot_summary', 'sweep_cmd']
 
 # %% ../nbs/15_sweeps.ipynb #938098c5
 @dataclass
@@ -210,6 +210,31 @@ def make_cluster(kind:Cluster='local', # where the workers run
     cluster.scale(jobs=int(d['jobs']))  # fixed, not adaptive
     return cluster, g
 
+# %% ../nbs/15_sweeps.ipynb #b91d9e39
+PR_SET_CHILD_SUBREAPER = 36 # Linux prctl option
+
+@contextlib.contextmanager
+def reap_descendants(grace:float=3., # seconds between SIGTERM and SIGKILL
+                    ):
+    "Within the block, orphaned descendants come back to this process; at its end, stop every process started in it."
+    import ctypes, psutil, sys
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith('linux') else None
+    if libc is not None: libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    try: yield
+    finally:
+        left = [p for p in me.children(recursive=True) if p.pid not in before]
+        for p in left:
+            try: p.terminate()
+            except psutil.Error: pass
+        _, alive = psutil.wait_procs(left, timeout=grace)
+        for p in alive:
+            try: p.kill()
+            except psutil.Error: pass
+        psutil.wait_procs(alive, timeout=grace)
+        if libc is not None: libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
 # %% ../nbs/15_sweeps.ipynb #1289f39e
 def _select(points:list, start_index:int, limit:int|None)->list:
     valid = [p for p in points if p.valid]
@@ -286,7 +311,7 @@ def _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log)->list
     from tqdm.auto import tqdm
     cl, g = make_cluster(cluster, workers, gpus, cluster_config)
     records = []
-    with cl, Client(cl) as client:
+    with reap_descendants(), cl, Client(cl) as client:
         futs = [client.submit(run_point, out/'points'/p.id, p.overrides, data, g, key=f'point-{p.id}',
                               retries=2, pure=False, resources={'GPU': 1} if g else None) for p in todo]
         with tqdm(total=len(futs), desc='sweep', unit='point') as bar:
