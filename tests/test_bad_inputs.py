@@ -14,7 +14,7 @@ from larvae_nb.dataset import MANIFEST, dataset_cmd, imap_bounded, read_beamline
 from larvae_nb.physics import dedx_table, write_dedx_table
 from larvae_nb.root_io import RawWriter, iterate_planes, write_tree
 
-LARVAE = str(Path(sys.executable).with_name('larvae'))
+from helpers import LARVAE, one_line_error
 ENV = os.environ | {'OMP_NUM_THREADS': '1'}
 BASE_MANIFEST = """samples:
   proton: {files: [protons.root], tree: ana/raw}
@@ -28,15 +28,6 @@ bethe_bloch: {proton: bb/proton.txt, kaon: bb/kaon.txt}
 
 def larvae(*args, **kw):
     return subprocess.run([LARVAE, *map(str, args)], capture_output=True, text=True, timeout=120, env=ENV, **kw)
-
-
-def one_line_error(r, *contains):
-    "Exit code != 0, exactly one line on stderr without a traceback, holding each of `contains`."
-    assert r.returncode not in (0, None), (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    for c in contains: assert str(c) in lines[0], (c, lines[0])
-    return lines[0]
 
 
 def nothing_written(out):

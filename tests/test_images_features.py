@@ -6,18 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-LARVAE = str(Path(sys.executable).with_name('larvae'))
+from helpers import LARVAE, one_line_error
 
 
 def run(*args):
     return subprocess.run([LARVAE, *args], capture_output=True, text=True, timeout=120)
-
-
-def one_line_error(r, *contains):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    for c in contains: assert c in lines[0], lines[0]
 
 
 @pytest.fixture(scope='module')

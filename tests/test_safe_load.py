@@ -16,7 +16,7 @@ from larvae_nb.inference import load_inference, load_run
 from larvae_nb.model import VAE
 from larvae_nb.train import train, train_cmd
 
-LARVAE = str(Path(sys.executable).with_name('larvae'))
+from helpers import LARVAE, one_line_error
 FLAGS = dict(channels='4,8', latent=2, kernel=3, epochs=2, batch_size=8)
 CLI_FLAGS = ['--channels', '4,8', '--latent', '2', '--kernel', '3', '--epochs', '2', '--batch-size', '8', '--no-progress']
 
@@ -36,13 +36,6 @@ def plant(path, marker, how='torch'):
 def larvae(*args):
     return subprocess.run([LARVAE, *map(str, args)], capture_output=True, text=True, timeout=120,
                           env=os.environ | {'OMP_NUM_THREADS': '1'})
-
-
-def one_line_error(r, *contains):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    for c in contains: assert c in lines[0], lines[0]
 
 
 @pytest.fixture(scope='module')
