@@ -332,7 +332,7 @@ def score_tracks(trkrr, # per-track residual range [cm]: awkward array or sequen
 WIRE_SPACING_BEAM_CM = physics.EFFECTIVE_PITCH # [cm] collection wire spacing along the beam (0.4 / sin 60° = 0.4619)
 CALIB_ADC_TICK_PER_E = 0.122 # [ADC·tick per electron] raw-digit charge of a collection wire per drifted electron (see below)
 LARIAT_HIT_CALIB = 0.0911 # [ADC·tick per electron] LArIAT Run II MC collection constant for deconvolved hits (LS-calo), for comparison
-TRIGGER_TICK = 189 # [ticks] pre-trigger samples before t0 in a LArIAT readout (24.2 us / 0.128 us, REFERENCE §1.2)
+TRIGGER_TICK = 189 # [ticks] pre-trigger samples before t0 in a LArIAT readout (24.2 us / 0.128 us, LArIAT LS-clock; References)
 
 def _image(image_intensity)->np.ndarray:
     "A cluster crop as a validated 2-D float array (also from a list of per-wire rows, as stored in Parquet)."

@@ -32,14 +32,14 @@ __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TR
            'draw_species', 'dead_channels', 'simulate_event', 'simulate', 'simulate_cmd', 'calibration_figures']
 
 # %% ../nbs/02_detsim.ipynb #aebed8c7
-ACTIVE_LO = np.array([0., -20., 0.]) # lower corner of the active volume (x drift, y, z beam) [cm] (§1.1)
+ACTIVE_LO = np.array([0., -20., 0.]) # lower corner of the active volume (x drift, y, z beam) [cm] (LArIAT LS-gdml; References)
 ACTIVE_HI = np.array([47.5, 20., 90.]) # upper corner [cm]
 PLANES = ('induction', 'collection') # induction first, as in the flat layout
 WIRE_Y_SIGN = {'induction': 1., 'collection': -1.} # u = z cos30 + sign * y sin30
 WIRE_U0 = {'induction': -9.2, 'collection': -9.8} # coordinate u of wire 0 [cm] (choice: centres the beam spot)
-PRE_TRIGGER_TICKS = 189 # readout start 24.2 us before the trigger (§1.2, LS-clock)
-PLANE_DELAY_US = {'induction': 3.5, 'collection': 5.4} # drift from the active edge to the plane [us] (§1.1, derived)
-PEDESTAL = {'induction': 2048, 'collection': 400} # ADC pedestal (§1.3, LS-detsim)
+PRE_TRIGGER_TICKS = 189 # readout start 24.2 us before the trigger (LArIAT LS-clock; References)
+PLANE_DELAY_US = {'induction': 3.5, 'collection': 5.4} # drift from the active edge to the plane [us] (derived from LArIAT LS-gdml; References)
+PEDESTAL = {'induction': 2048, 'collection': 400} # ADC pedestal (LArIAT LS-detsim; References)
 ADC_MAX = 4095 # 12-bit saturation [ADC]
 
 def wire_coordinate(plane:str, # 'induction' or 'collection'
@@ -65,15 +65,15 @@ def tick_of(plane:str, # 'induction' or 'collection'
     return (PRE_TRIGGER_TICKS + t / phys.TICK_US) * (ticks / phys.N_TICKS)
 
 # %% ../nbs/02_detsim.ipynb #259bf5b0
-WC_P_EDGES = np.arange(300., 1001., 100.) # WC momentum bins [MeV/c] (§2, LS-match)
-WC_P_WEIGHTS = np.array([0.54, 0.84, 0.97, 1.0, 0.62, 0.23, 0.09]) # relative weights per bin (§2)
-UPSTREAM_LAR_CM = 6.0 # range lost between WC4 and the TPC face, LAr-equivalent [cm] (choice within §2's 8.6-36 MeV)
+WC_P_EDGES = np.arange(300., 1001., 100.) # WC momentum bins [MeV/c] (LArIAT LS-match; References)
+WC_P_WEIGHTS = np.array([0.54, 0.84, 0.97, 1.0, 0.62, 0.23, 0.09]) # relative weights per bin (LArIAT LS-match; References)
+UPSTREAM_LAR_CM = 6.0 # range lost between WC4 and the TPC face, LAr-equivalent [cm] (choice within the 8.6-36 MeV of LArIAT's macros, LS-match)
 MIN_ENTRY_RANGE_CM = 1.0 # a particle must carry at least this range into the TPC to trigger [cm]
-BEAM_CENTRE = (22.5, 0.) # beam spot centre (x, y) on the TPC face [cm] (§1.6)
-BEAM_HALF_WIDTH = 5.0 # uniform half-width of the beam spot in x and y [cm] (§1.6)
-BEAM_HALF_ANGLE_DEG = (5.0, 3.3) # uniform half-widths of the xz and yz angles [deg] (§1.6)
-P_RESOLUTION = 0.02 # relative WC momentum resolution (§2, [U])
-TOF_RESOLUTION_NS = 0.5 # time-of-flight resolution [ns] (§2, [U])
+BEAM_CENTRE = (22.5, 0.) # beam spot centre (x, y) on the TPC face [cm] (LArIAT LS-gen; References)
+BEAM_HALF_WIDTH = 5.0 # uniform half-width of the beam spot in x and y [cm] (LArIAT LS-gen; References)
+BEAM_HALF_ANGLE_DEG = (5.0, 3.3) # uniform half-widths of the xz and yz angles [deg] (LArIAT LS-gen; References)
+P_RESOLUTION = 0.02 # relative WC momentum resolution (unconfirmed placeholder; References: LArIAT)
+TOF_RESOLUTION_NS = 0.5 # time-of-flight resolution [ns] (unconfirmed placeholder; References: LArIAT)
 BEAMLINE_RECORD_EFFICIENCY = 0.98 # fraction of events with a beamline record (choice)
 SAMPLE_SPECIES = {'proton': 'proton', 'kaon': 'kaon'} # the species each sample is selected as
 
@@ -155,8 +155,8 @@ def step_losses(rng:np.random.Generator, # the event's generator
     return np.maximum(np.where(kappa < KAPPA_GAUSS, landau, gauss), 0.)
 
 # %% ../nbs/02_detsim.ipynb #52a91675
-CTAU_CM = {'kaon': 371.1, 'pion': 780.45} # mean decay length c*tau [cm] (PDG, §3.2)
-INTERACTION_LENGTH_CM = {'proton': 95., 'kaon': 150., 'pion': 75.} # inelastic lambda_I [cm] (§5.2 [U]; pi: [M])
+CTAU_CM = {'kaon': 371.1, 'pion': 780.45} # mean decay length c*tau [cm] (PDG 2024; References)
+INTERACTION_LENGTH_CM = {'proton': 95., 'kaon': 150., 'pion': 75.} # inelastic lambda_I [cm] (approximate, unconfirmed; pi: textbook value)
 INTERACTION_T_MIN = {'proton': 20., 'kaon': 20., 'pion': 10.} # no inelastic interaction below [MeV] (choice)
 MAX_PATH_CM = 120. # longer than the active volume's diagonal [cm]
 
@@ -243,9 +243,9 @@ def transport(rng:np.random.Generator, # the event's generator
 # %% ../nbs/02_detsim.ipynb #4fa92dd9
 K_DECAY_MODES = {'mu nu': (63.56, ('muon', 'nu')), 'pi pi0': (20.67, ('pion', 'pi0')),
                  'pi pi pi': (5.583, ('pion', 'pion', 'pion-')), 'pi0 e nu': (5.07, ('pi0', 'electron', 'nu')),
-                 'pi0 mu nu': (3.352, ('pi0', 'muon', 'nu')), 'pi pi0 pi0': (1.760, ('pion', 'pi0', 'pi0'))} # BR [%] (§5.1)
-MUON_TAU_US = 2.19698 # muon mean life [us] (§3.2)
-MICHEL_EMAX = 52.83 # Michel electron end point [MeV] (§5.1)
+                 'pi0 mu nu': (3.352, ('pi0', 'muon', 'nu')), 'pi pi0 pi0': (1.760, ('pion', 'pi0', 'pi0'))} # BR [%] (PDG 2024; References)
+MUON_TAU_US = 2.19698 # muon mean life [us] (PDG 2024; References)
+MICHEL_EMAX = 52.83 # Michel electron end point [MeV] (from PDG masses; References)
 PHOTON_CONVERSION_CM = 9. / 7. * phys.X0_LAR # mean photon conversion length [cm]
 STUB_T_MEAN = 35. # mean kinetic energy of a proton stub from a hadronic interaction [MeV] (choice)
 STUB_MULTIPLICITY = 0.6 # stubs per interaction = 1 + Poisson(this) (choice)
@@ -444,7 +444,7 @@ def simulate_particles(rng:np.random.Generator, # the event's generator
     return tracks, em, truth
 
 # %% ../nbs/02_detsim.ipynb #215f802b
-LIFETIME_QUANTILES = (np.array([0., 0.1, 0.5, 0.9, 1.]), np.array([94., 165., 758., 1633., 1918.])) # Run II tau [us] (§1.4)
+LIFETIME_QUANTILES = (np.array([0., 0.1, 0.5, 0.9, 1.]), np.array([94., 165., 758., 1633., 1918.])) # Run II tau [us] (LArIAT LS-life; References)
 
 def draw_lifetime(rng:np.random.Generator)->float:
     "Electron lifetime [us] drawn from the Run II distribution."
@@ -464,12 +464,12 @@ def drifted_charge(rng:np.random.Generator, # the event's generator
     return q, mid + sig * rng.standard_normal(mid.shape)
 
 # %% ../nbs/02_detsim.ipynb #22aedfc8
-SHAPING_US = 3.0 # electronics peaking time [us] (§1.3, LS-signal)
+SHAPING_US = 3.0 # electronics peaking time [us] (LArIAT LS-signal; References)
 SHAPER_ORDER = 4 # CR-RC^n semi-Gaussian
 FIELD_US = {'induction': 2.0, 'collection': 1.0} # duration of the field-response lobes [us] (choice)
 GAIN = {'induction': 2.08e-3, 'collection': 4.1e-3} # response peak per electron [ADC/e] (calibrated below)
 RESPONSE_TICKS = 110 # length of the response kernels [ticks]
-BASELINE_RMS = 0.3 # pedestal jitter per channel [ADC] (§1.3, LS-detsim)
+BASELINE_RMS = 0.3 # pedestal jitter per channel [ADC] (LArIAT LS-detsim; References)
 COHERENT_GROUP = 32 # channels sharing coherent noise
 
 @functools.lru_cache(maxsize=None)
@@ -740,7 +740,7 @@ def simulate_cmd(out:str='larvae-data', # the data directory to write
 
 # %% ../nbs/02_detsim.ipynb #03f5495c
 CALIBRATION_TARGETS = {'collection max ADC (most probable)': 480., 'induction max ADC (most probable)': 250.,
-                       'collection MIP peak [ADC]': 75.} # §1.5 (MIP: ~50-100) and the seed study's data
+                       'collection MIP peak [ADC]': 75.} # derived from LArIAT LS-signal (MIP: ~50-100) and the seed study's data
 
 def _mode(x, bw:float=15.)->float:
     "Most probable value of a sample (peak of a Gaussian kernel density estimate)."
@@ -777,8 +777,8 @@ def calibration_figures(cfg:SimConfig, # the simulation config (ticks should be 
     rows = [('collection max ADC (most probable)', _mode(cmax), '≈ 480'),
             ('induction max ADC (most probable)', _mode(imax), '≈ 250'),
             ('collection MIP peak [ADC]', _mode(mip, 4.), '50-100'),
-            ('noise rms [ADC]', noise, '1.5-3 (§1.3)'),
-            ('collection MIP S/N', _mode(mip, 4.) / noise, '30-60 (§1.3)'),
+            ('noise rms [ADC]', noise, '1.5-3 (MicroBooNE ENC)'),
+            ('collection MIP S/N', _mode(mip, 4.) / noise, '30-60 (MicroBooNE ENC)'),
             ('collection threshold 15 ADC [noise rms]', 15 / noise, 'well above 1'),
             ('induction threshold 7 ADC [noise rms]', 7 / noise, 'well above 1'),
             ('collection entry in seed window [%]', 100 * ok['collection'] / n, 'most'),

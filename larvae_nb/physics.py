@@ -36,7 +36,7 @@ K_BETHE = 0.307075 # 4 pi N_A r_e^2 m_e c^2 [MeV cm2/mol]
 ME = 0.51099895 # electron mass [MeV/c2] (PDG; the `particle` package agrees)
 W_ION = 23.6e-6 # mean energy to make one ionisation electron [MeV]
 X0_LAR = 14.0 # radiation length [cm] (19.55 g/cm2)
-STERNHEIMER = dict(a=0.19559, k=3.0, x0=0.2, x1=3.0, cbar=5.2146, delta0=0.0) # density-effect parameters of LAr (§3.1)
+STERNHEIMER = dict(a=0.19559, k=3.0, x0=0.2, x1=3.0, cbar=5.2146, delta0=0.0) # density-effect parameters of LAr (PDG liquid-argon table; References)
 LAR_PLASMA_ENERGY = 28.816e-6 * math.sqrt(LAR_DENSITY * LAR_Z_OVER_A) # hbar omega_p [MeV]
 
 # %% ../nbs/01_physics.ipynb #4e47dc78
