@@ -4,18 +4,19 @@
 
 # %% ../nbs/17_pipeline.ipynb #30425a4a
 from __future__ import annotations
-import hashlib, importlib.util, json, time
+import fcntl, hashlib, importlib.util, json, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import larvae_nb
+from .report import missing_outputs
 from .config import (MARKER, Config, LarvaeError, atomic_write, claim_dir, config_hash, did_you_mean, load_config,
                               output_dir)
 
 # %% auto #0
 __all__ = ['STAGES', 'DEFAULT', 'QUICK', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline',
-           'pipeline_cmd']
+           'pipeline_cmd', 'quick_cache', 'report_out']
 
 # %% ../nbs/17_pipeline.ipynb #fcc6eb49
 @dataclass
@@ -221,3 +222,29 @@ def pipeline_cmd(out:str='larvae-out', # output directory
                 ):
     "Run the whole analysis: simulate or read data, dataset, images, train, infer, classify, features, analyse, report."
     pipeline(out, data, config, overrides, quick=quick, force=force, until=until, progress=progress)
+
+# %% ../nbs/17_pipeline.ipynb #3d3c7181
+def quick_cache()->Path:
+    "Where the reports keep their shared `--quick` run: one per version of the package's code, so an edit never shows a stale run."
+    h = hashlib.sha256()
+    for p in sorted(Path(larvae_nb.__file__).parent.glob('*.py')): h.update(p.read_bytes())
+    return Path(tempfile.gettempdir())/f'larvae-quick-{larvae_nb.__version__}-{h.hexdigest()[:10]}'
+
+def report_out(out=None, # a finished `larvae pipeline` output; None: `project_out` if finished, else the quick cache
+               project_out='../larvae-out', # the default run of this checkout, relative to nbs/
+               log=print)->Path:
+    "The pipeline output a report reads, making the shared quick run if nothing else is there."
+    if out is not None:
+        out, miss = Path(out), missing_outputs(out)
+        if miss: raise LarvaeError(f"{out}: not a finished pipeline output (missing {', '.join(miss)}); "
+                                   f"run `larvae pipeline --out {out}` first")
+        return out
+    if not missing_outputs(project_out): return Path(project_out)
+    cache = quick_cache()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent/f'{cache.name}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one notebook builds it; the others wait, then reuse it
+        if missing_outputs(cache):
+            log(f"no finished run in {project_out}; making a quick run in {cache} (about a minute, once)")
+            pipeline(cache, quick=True, progress=False, until='analyse')
+    return cache

@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_report.ipynb #a6d3ebb8
 from __future__ import annotations
-import fcntl, json, tempfile, time
+import json, time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -13,8 +13,7 @@ import larvae_nb
 from .config import LarvaeError, atomic_write
 
 # %% auto #0
-__all__ = ['REPORTS', 'PIPELINE_FILE', 'NEEDED', 'missing_outputs', 'quick_cache', 'report_out', 'Report', 'load_report',
-           'report_notebooks', 'run_reports']
+__all__ = ['REPORTS', 'PIPELINE_FILE', 'NEEDED', 'missing_outputs', 'Report', 'load_report', 'report_notebooks', 'run_reports']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
 REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb')
@@ -28,33 +27,6 @@ def missing_outputs(out)->list[str]:
     info = json.loads((out/PIPELINE_FILE).read_text())
     need = list(NEEDED) + [f"{info['run']}/metrics.json", f"{info['run']}/history.json", '.stages/analyse.json']
     return [n for n in need if not (out/n).exists()]
-
-def quick_cache()->Path:
-    "Where the reports keep their shared `--quick` run: one per version of the package's code, so an edit never shows a stale run."
-    import hashlib
-    h = hashlib.sha256()
-    for p in sorted(Path(larvae_nb.__file__).parent.glob('*.py')): h.update(p.read_bytes())
-    return Path(tempfile.gettempdir())/f'larvae-quick-{larvae_nb.__version__}-{h.hexdigest()[:10]}'
-
-def report_out(out=None, # a finished `larvae pipeline` output; None: `project_out` if finished, else the quick cache
-               project_out='../larvae-out', # the default run of this checkout, relative to nbs/
-               log=print)->Path:
-    "The pipeline output a report reads, making the shared quick run if nothing else is there."
-    if out is not None:
-        out, miss = Path(out), missing_outputs(out)
-        if miss: raise LarvaeError(f"{out}: not a finished pipeline output (missing {', '.join(miss)}); "
-                                   f"run `larvae pipeline --out {out}` first")
-        return out
-    if not missing_outputs(project_out): return Path(project_out)
-    cache = quick_cache()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache.parent/f'{cache.name}.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one notebook builds it; the others wait, then reuse it
-        if missing_outputs(cache):
-            from larvae_nb.pipeline import pipeline
-            log(f"no finished run in {project_out}; making a quick run in {cache} (about a minute, once)")
-            pipeline(cache, quick=True, progress=False, until='analyse')
-    return cache
 
 # %% ../nbs/18_report.ipynb #7da6863f
 @dataclass
