@@ -14,8 +14,7 @@ from .config import LarvaeError, CutConfig, EVENT_KEY, atomic_path, check_choice
 from .clustering import PLANES, clusters_frame
 
 # %% auto #0
-__all__ = ['CLUSTER_CUTS', 'IMAGE_CUTS', 'RECO_CUTS', 'degenerate_profile', 'cluster_cuts', 'image_cuts', 'parse_hits',
-           'reco_track_cuts', 'CutFlow']
+__all__ = ['IMAGE_CUTS', 'degenerate_profile', 'cluster_cuts', 'image_cuts', 'parse_hits', 'reco_track_cuts', 'CutFlow']
 
 # %% ../nbs/05_cuts.ipynb #c2201721
 def _need(df:pd.DataFrame, cols, what:str):
@@ -33,8 +32,6 @@ def _first_failure(passes:dict, n:int)->tuple[np.ndarray, dict]:
     return keep, reasons
 
 # %% ../nbs/05_cuts.ipynb #94e891d2
-CLUSTER_CUTS = ('height', 'profile', 'fiducial_wire', 'fiducial_tick')
-
 def degenerate_profile(column_maxes)->bool:
     "True when a cluster's per-wire profile has fewer than two distinct values."
     cm = np.asarray(column_maxes)
@@ -93,8 +90,6 @@ def parse_hits(cell, # one reco cell: '1.2;3.4', '' / NaN (no hits), or a list/a
     return x
 
 # %% ../nbs/05_cuts.ipynb #8e1280b7
-RECO_CUTS = ('unparseable', 'length_mismatch', 'empty')
-
 def reco_track_cuts(reco:pd.DataFrame, # reco table: run, subrun, event, trkrr, trkdedx
                     cfg:CutConfig, # cut settings (max_dedx [MeV/cm])
                     errors:str='raise', # 'raise' on an unparseable cell, or 'count' it and drop the row

@@ -23,13 +23,13 @@ __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TR
            'INTERACTION_LENGTH_CM', 'INTERACTION_T_MIN', 'MAX_PATH_CM', 'K_DECAY_MODES', 'MUON_TAU_US', 'MICHEL_EMAX',
            'PHOTON_CONVERSION_CM', 'STUB_T_MEAN', 'STUB_MULTIPLICITY', 'KAON_QUASIELASTIC', 'EM_CRITICAL_MEV',
            'EM_STEP_CM', 'EM_DEDX', 'EM_BRANCH_MEV', 'MAX_GENERATIONS', 'MIN_TRANSPORT_T', 'LIFETIME_QUANTILES',
-           'SHAPING_US', 'SHAPER_ORDER', 'FIELD_US', 'GAIN', 'RESPONSE_TICKS', 'BASELINE_RMS', 'COHERENT_GROUP',
-           'NOISE_BANK_SIZE', 'RECO_END_SMEAR_CM', 'RECO_MIN_HITS', 'SAMPLE_CODE', 'EVENTS_PER_SUBRUN', 'MANIFEST_NAME',
-           'SAMPLE_FILES', 'RAW_TREE', 'CALIBRATION_TARGETS', 'wire_coordinate', 'wire_of', 'tick_of', 'draw_beam',
-           'beamline_record', 'step_losses', 'Track', 'inside', 'transport', 'decay_at_rest', 'Particle',
-           'end_products', 'em_deposits', 'simulate_particles', 'draw_lifetime', 'drifted_charge', 'response',
-           'charge_to_planes', 'noise_bank', 'digitise', 'reco_hits', 'SimEvent', 'event_key', 'event_rng',
-           'draw_species', 'dead_channels', 'simulate_event', 'simulate', 'simulate_cmd', 'calibration_figures']
+           'SHAPING_US', 'SHAPER_ORDER', 'FIELD_US', 'GAIN', 'RESPONSE_TICKS', 'COHERENT_GROUP', 'NOISE_BANK_SIZE',
+           'RECO_END_SMEAR_CM', 'RECO_MIN_HITS', 'SAMPLE_CODE', 'EVENTS_PER_SUBRUN', 'MANIFEST_NAME', 'SAMPLE_FILES',
+           'RAW_TREE', 'CALIBRATION_TARGETS', 'wire_coordinate', 'wire_of', 'tick_of', 'draw_beam', 'beamline_record',
+           'step_losses', 'Track', 'inside', 'transport', 'decay_at_rest', 'Particle', 'end_products', 'em_deposits',
+           'simulate_particles', 'draw_lifetime', 'drifted_charge', 'response', 'charge_to_planes', 'noise_bank',
+           'digitise', 'reco_hits', 'SimEvent', 'event_key', 'event_rng', 'draw_species', 'dead_channels',
+           'simulate_event', 'simulate', 'simulate_cmd', 'calibration_figures']
 
 # %% ../nbs/02_detsim.ipynb #aebed8c7
 ACTIVE_LO = np.array([0., -20., 0.]) # lower corner of the active volume (x drift, y, z beam) [cm] (LArIAT LS-gdml; References)
@@ -469,7 +469,6 @@ SHAPER_ORDER = 4 # CR-RC^n semi-Gaussian
 FIELD_US = {'induction': 2.0, 'collection': 1.0} # duration of the field-response lobes [us] (choice)
 GAIN = {'induction': 2.08e-3, 'collection': 4.1e-3} # response peak per electron [ADC/e] (calibrated below)
 RESPONSE_TICKS = 110 # length of the response kernels [ticks]
-BASELINE_RMS = 0.3 # pedestal jitter per channel [ADC] (LArIAT LS-detsim; References)
 COHERENT_GROUP = 32 # channels sharing coherent noise
 
 @functools.lru_cache(maxsize=None)
@@ -556,14 +555,6 @@ def digitise(rng:np.random.Generator, # the event's generator
             reg[...] = np.clip(reg + np.rint(s), -PEDESTAL[plane], ADC_MAX - PEDESTAL[plane])
         if dead is not None: d[dead[i * phys.N_WIRES:(i + 1) * phys.N_WIRES]] = 0
         out[plane] = d
-    return out
-
-def _dense(signal:dict, ticks:int)->dict:
-    "Signal regions as full (240, ticks) float32 planes."
-    out = {}
-    for plane, (s, w0, t0) in signal.items():
-        out[plane] = np.zeros((phys.N_WIRES, ticks), np.float32)
-        out[plane][w0:w0 + s.shape[0], t0:t0 + s.shape[1]] = s
     return out
 
 # %% ../nbs/02_detsim.ipynb #7d21f0ef
