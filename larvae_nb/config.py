@@ -16,12 +16,12 @@ import yaml
 
 # %% auto #0
 __all__ = ['EVENT_KEY', 'TRACK_KEY', 'MARKER', 'LOCK', 'HOLDER', 'RUN_FILES', 'Species', 'ClusterAlgorithm', 'Transform',
-           'Device', 'Activation', 'SEED_FLAGS', 'MATH_FONTS', 'LarvaeError', 'ConfigError', 'did_you_mean',
-           'check_choice', 'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris',
-           'output_dir', 'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig',
-           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
+           'Device', 'Activation', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice',
+           'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir',
+           'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config',
+           'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
            'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config',
-           'save_config', 'seed_everything', 'pick_device', 'plot_style', 'config_hash', 'run_name', 'make_run_dir']
+           'save_config', 'seed_everything', 'pick_device', 'config_hash', 'run_name', 'make_run_dir']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -625,14 +625,6 @@ def pick_device(pref:Device='auto')->str:
     if pref == 'auto': return next(d for d in ('cuda', 'mps', 'cpu') if has[d])
     if not has[pref]: raise LarvaeError(f"device {pref!r} is not available on this machine; use device=auto or cpu")
     return pref
-
-# %% ../nbs/00_config.ipynb #6bb246c9
-MATH_FONTS = {'mathtext.fontset': 'dejavusans'}  # math text fonts that do not depend on rc parameters at draw time
-
-def plot_style():
-    "The mplhep DUNE (else ATLAS) style with self-contained math fonts, as a context manager."
-    import matplotlib.pyplot as plt, mplhep as hep
-    return plt.style.context([getattr(hep.style, 'DUNE', hep.style.ATLAS), MATH_FONTS])
 
 # %% ../nbs/00_config.ipynb #731166f9
 def config_hash(cfg:Config, n:int=8)->str:

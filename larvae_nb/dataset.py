@@ -269,7 +269,7 @@ def _stop_pool(ex:ProcessPoolExecutor):
     for p in procs: p.terminate()
     for p in procs:
         p.join(2)
-        if p.is_alive(): p.kill()
+        if p.is_alive(): p.kill(); p.join(2)  # reaped before we return: no worker outlives the pool
 
 def imap_bounded(func, items:list, workers:int):
     "`map(func, items)` on `workers` processes, in order, with at most 2 × workers items in flight."

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import TRACK_KEY, LarvaeError, atomic_path, atomic_write, output_dir, warn
+from .plotting import plot_style
 
 # %% auto #0
 __all__ = ['FEATURE_UNITS', 'TOPOLOGY', 'FEATURE_CATEGORIES', 'FEATURES', 'RISE_WIRES', 'PEAK_HALF', 'END_FRACTION',
@@ -174,9 +175,6 @@ def features_cmd(dataset:str, # dataset directory holding tracks.parquet
                                                         'units': FEATURE_UNITS}, indent=1))
     print(f"wrote {len(df)} tracks × {len(FEATURES)} features to {path}" + (f"; NaN counts: {why}" if why else '; no NaN'))
     return path
-
-# %% ../nbs/13_features.ipynb #b16ec41e
-from .config import plot_style  # the package's figure style (00_config)
 
 # %% ../nbs/13_features.ipynb #7ac34d81
 def plot_feature_histograms(df:pd.DataFrame, # keyed features (compute_features)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .config import (TRACK_KEY, ImageConfig, LarvaeError, Transform, atomic_path, check_choice,
-                              load_config, output_dir, pick_device, plot_style)
+                              load_config, output_dir, pick_device)
+from .plotting import plot_style
 
 # %% auto #0
 __all__ = ['TRANSFORMS', 'PLANES', 'IMAGE_KEYS', 'FILE_FORMAT', 'NEEDS_STATS', 'SIGNAL_ADC', 'MPV_BINS', 'ImageSet',

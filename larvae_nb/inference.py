@@ -15,6 +15,7 @@ import torch
 from .config import LarvaeError, TRACK_KEY, atomic_path, atomic_write, load_config, output_dir, pick_device
 from .images import ImageSet, apply_transform
 from .model import VAE, weighted_sse
+from .plotting import plot_style
 from .train import (CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, RETRAIN, SPLIT_FILE, TRANSFORM_FILE, assign_split,
                              get_split, load_images, load_torch)
 
@@ -173,7 +174,6 @@ def plot_novelty(run_dir, sample:str='kaon', reference:str='val', score:str='rec
     "Histograms of the reconstruction error of `reference` protons and `sample` images."
     import matplotlib.pyplot as plt, mplhep as hep
     ref, new = load_inference(run_dir, reference), load_inference(run_dir, sample)
-    from larvae_nb.config import plot_style  # DUNE style with self-contained math fonts (00_config)
     with plot_style():
         if ax is None: _, ax = plt.subplots(figsize=(7, 5))
         a, b = getattr(ref, score), getattr(new, score)

@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .config import (EVENT_KEY, TRACK_KEY, AnalysisConfig, LarvaeError, atomic_path, atomic_write,
                               did_you_mean, load_config, output_dir, warn)
-from .config import plot_style
+from .plotting import plot_style, savefig
 
 # %% auto #0
 __all__ = ['LATENT_PREFIX', 'SYNTH_CATEGORIES', 'NON_FEATURE_COLUMNS', 'PID_COLUMN', 'TRAVERSAL_STEPS', 'TRAVERSAL_SPAN',
@@ -795,11 +795,11 @@ def _truth_analysis(j:pd.DataFrame, truth:pd.DataFrame, arrays:dict, seed:int, n
 
 # %% ../nbs/14_latents.ipynb #ffe124e6
 def save_outputs(run_dir, metrics:dict, figures:dict)->Path:
-    "Save figures as `<run>/figures/<name>.png` and merge `metrics` into `<run>/metrics.json`, atomically."
+    "Save figures as `<run>/figures/<name>.png` and `.pdf` (`savefig`) and merge `metrics` into `<run>/metrics.json`, atomically."
     import matplotlib.pyplot as plt
     run_dir = Path(run_dir)
     for name, fig in figures.items():
-        with atomic_path(run_dir/'figures'/f'{name}.png') as tmp: fig.savefig(tmp, dpi=120)
+        savefig(fig, run_dir/'figures'/f'{name}.png')
         plt.close(fig)
     path = run_dir/'metrics.json'
     old = json.loads(path.read_text()) if path.is_file() else {}

@@ -16,7 +16,8 @@ import pandas as pd
 import uproot
 from fastcore.basics import patch
 
-from .config import EVENT_KEY, LarvaeError, atomic_path, check_choice, did_you_mean, plot_style, warn
+from .config import EVENT_KEY, LarvaeError, atomic_path, check_choice, did_you_mean, warn
+from .plotting import plot_style
 
 # %% auto #0
 __all__ = ['N_WIRES', 'N_CHANNELS', 'TICK_NS', 'Layout', 'LAYOUT_BRANCHES', 'BASKET_BYTES', 'Compression', 'READ_ERRORS',

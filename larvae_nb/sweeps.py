@@ -13,7 +13,8 @@ import pandas as pd
 import yaml
 
 import larvae_nb
-from .config import ConfigError, LarvaeError, atomic_path, atomic_write, claim_dir, load_config, output_dir, plot_style, sweep_debris
+from .config import ConfigError, LarvaeError, atomic_path, atomic_write, claim_dir, load_config, output_dir, sweep_debris
+from .plotting import plot_style
 
 # %% auto #0
 __all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'Cluster', 'PR_SET_CHILD_SUBREAPER', 'Point', 'check_name', 'Grid', 'load_grid',

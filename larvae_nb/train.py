@@ -18,6 +18,7 @@ from .config import (Config, LarvaeError, EVENT_KEY, atomic_path, atomic_write, 
                               claim_dir, load_config, make_run_dir, output_dir, pick_device, save_config, seed_everything)
 from .images import ImageSet, apply_transform, fit_transform
 from .model import VAE, Classifier, vae_loss
+from .plotting import plot_style, savefig
 
 # %% auto #0
 __all__ = ['RETRAIN', 'TRANSFORM_FILE', 'SPLIT_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE', 'CLASSES', 'HELD_OUT',
@@ -188,9 +189,8 @@ def load_torch(path, # a file written by `save_torch`
 
 # %% ../nbs/11_train.ipynb #b9a158d7
 def plot_history(history:dict, path=None):
-    "Train and validation loss per epoch: total, reconstruction and KL panels; saved to `path` if given."
-    import matplotlib; import matplotlib.pyplot as plt; import mplhep as hep
-    from larvae_nb.config import plot_style  # DUNE style with self-contained math fonts (00_config)
+    "Train and validation loss per epoch: total, reconstruction and KL panels; saved to `path` (PNG, and a PDF beside it) if given."
+    import matplotlib.pyplot as plt
     with plot_style():
         fig, axs = plt.subplots(1, 3, figsize=(15, 4.5), layout='constrained')
         ep = np.arange(1, len(history['train']['total']) + 1)
@@ -200,7 +200,7 @@ def plot_history(history:dict, path=None):
             if history.get('best_epoch'): ax.axvline(history['best_epoch'], ls=':', c='grey', label='best')
             ax.set_xlabel('epoch'); ax.set_ylabel(units[k]); ax.legend(fontsize='small')
         if path is not None:
-            with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=100)
+            savefig(fig, path)
     return fig
 
 # %% ../nbs/11_train.ipynb #e5e2ce6e

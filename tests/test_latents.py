@@ -44,7 +44,7 @@ def test_metrics_merge_and_do_not_depend_on_row_order(tmp_path):
     analyse(tmp_path, tmp_path/'features.csv', 'feature_auc', cfg, loader=loader)
     first = json.loads((tmp_path/'metrics.json').read_text())
     assert {'separation', 'feature_auc', 'join'} <= set(first)  # a second call adds to the file
-    assert (tmp_path/'figures'/'separation.png').is_file()
+    assert (tmp_path/'figures'/'separation.png').is_file() and (tmp_path/'figures'/'separation.pdf').is_file()  # savefig writes both
     F.sample(frac=1, random_state=4).to_csv(tmp_path/'features.csv', index=False)  # same tracks, another order
     analyse(tmp_path, tmp_path/'features.csv', ['separation', 'feature_auc'], cfg, loader=loader)
     assert json.loads((tmp_path/'metrics.json').read_text()) == first
