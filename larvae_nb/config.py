@@ -16,10 +16,10 @@ import yaml
 
 # %% auto #0
 __all__ = ['EVENT_KEY', 'TRACK_KEY', 'MARKER', 'LOCK', 'HOLDER', 'RUN_FILES', 'Species', 'ClusterAlgorithm', 'Transform',
-           'Device', 'Activation', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice',
-           'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir',
-           'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config',
-           'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
+           'Device', 'Activation', 'PROFILES', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean',
+           'check_choice', 'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris',
+           'output_dir', 'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig',
+           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
            'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config',
            'save_config', 'seed_everything', 'pick_device', 'config_hash', 'run_name', 'make_run_dir']
 
@@ -531,9 +531,13 @@ class Config(Section):
                               "the model reads the images the images stage makes")
 
 # %% ../nbs/00_config.ipynb #d9dc4f43
-def default_config_path()->Path:
-    "The YAML file of defaults shipped inside the package."
-    return Path(str(resources.files('larvae_nb')/'configs'/'default.yaml'))
+PROFILES = ('pipeline', 'quick') # packaged run profiles (configs/<name>.yaml): the pipeline's default and --quick runs
+
+def default_config_path(profile:str='default', # 'default' (every setting) or one of `PROFILES` (only what it changes)
+                       )->Path:
+    "A YAML file of settings shipped inside the package."
+    check_choice('profile', profile, ('default',) + PROFILES)
+    return Path(str(resources.files('larvae_nb')/'configs'/f'{profile}.yaml'))
 
 def _read_yaml(path)->dict:
     path = Path(path)
@@ -591,9 +595,11 @@ def flag_overrides(**flags)->list[str]:
 # %% ../nbs/00_config.ipynb #bf5d385c
 def load_config(path=None, # a YAML file holding overrides of the packaged defaults
                 overrides=(), # dotted overrides, 'model.latent=32'
+                profile:str|None=None, # a packaged run profile applied before `path` (see `PROFILES`)
                )->Config:
-    "The validated `Config`: packaged defaults, then `path`, then `overrides`."
+    "The validated `Config`: packaged defaults, then the profile, then `path`, then `overrides`."
     d = _read_yaml(default_config_path())
+    if profile is not None: d = _merge(d, _read_yaml(default_config_path(profile)))
     if path is not None:
         try: d = _merge(d, _read_yaml(path))
         except ConfigError: raise

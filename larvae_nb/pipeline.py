@@ -15,8 +15,8 @@ from .config import (MARKER, Config, LarvaeError, atomic_write, claim_dir, confi
                               output_dir)
 
 # %% auto #0
-__all__ = ['STAGES', 'DEFAULT', 'QUICK', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline',
-           'pipeline_cmd', 'quick_cache', 'report_out']
+__all__ = ['STAGES', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline', 'pipeline_cmd',
+           'quick_cache', 'report_out']
 
 # %% ../nbs/17_pipeline.ipynb #fcc6eb49
 @dataclass
@@ -158,24 +158,6 @@ STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'physics', 'root
           Stage('report', (), ('analyse',), _report, ('report',))]
 
 # %% ../nbs/17_pipeline.ipynb #61606f71
-DEFAULT = ['sim.n_protons=1200', 'sim.n_kaons=500', 'train.epochs=60', 'train.patience=10']
-QUICK = ['sim.n_protons=120', 'sim.n_kaons=60', 'model.channels=[8,16,32]', 'model.latent=4', 'train.epochs=3',
-         'train.patience=3', 'analysis.folds=3', 'analysis.gmm_inits=2']
-
-def _unset(config, items:list)->list:
-    "The overrides in `items` whose key the user's config file does not set (the user's file wins)."
-    if config is None: return list(items)
-    from larvae_nb.config import _read_yaml
-    load_config(config)  # the user's file on its own first, so that its errors name it
-    d = _read_yaml(config)
-    def has(key):
-        node = d
-        for p in key.split('.'):
-            if not isinstance(node, dict) or p not in node: return False
-            node = node[p]
-        return True
-    return [i for i in items if not has(i.split('=', 1)[0])]
-
 def _adopt_older(out:Path):
     "Mark an output of an older larvae_nb pipeline (it has .stages/ and pipeline.json but no markers) as larvae's."
     if not ((out/'.stages').is_dir() and (out/'pipeline.json').is_file()) or (out/MARKER).exists(): return
@@ -195,7 +177,7 @@ def pipeline(out='larvae-out', # output directory
     names = [s.name for s in STAGES]
     if until is not None and until not in names:
         raise LarvaeError(f"unknown stage {until!r}; {did_you_mean(until, names)}")
-    cfg = load_config(config, _unset(config, QUICK if quick else DEFAULT) + list(overrides))
+    cfg = load_config(config, overrides, profile='quick' if quick else 'pipeline')
     out = Path(out)
     if data is not None and not (Path(data)/'larvae-data.yaml').is_file():
         from larvae_nb.dataset import read_manifest
