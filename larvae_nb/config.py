@@ -100,7 +100,7 @@ def claim_dir(path, # the output directory
     path = Path(path)
     if path.exists() and not path.is_dir(): raise LarvaeError(f"{path}: is a file, not a directory; choose another output directory")
     if is_claimed(path): return path
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(path.iterdir()) and not all(p.is_dir() and is_claimed(p) for p in path.iterdir()):
         raise LarvaeError(f"{path}: holds files larvae did not write (no {MARKER} marker), so larvae will not write there; "
                           "choose a new or empty output directory")
     try:
