@@ -69,10 +69,17 @@ def _base_type(tp):
         return args[0] if len(args) == 1 else str
     return tp
 
+class _ShowDefaults(argparse.HelpFormatter):
+    "Help text that ends with the option's default, unless it has none or already says it."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if action.default in (None, False, argparse.SUPPRESS) or '(default' in h or not action.option_strings: return h
+        return f"{h} (default: %(default)s)"
+
 def build_parser(name:str, func)->argparse.ArgumentParser:
     "An argparse parser for `larvae name` built from `func`'s signature and docments."
     doc = (inspect.getdoc(func) or '').splitlines()
-    p = argparse.ArgumentParser(prog=f'larvae {name}', description=doc[0] if doc else None)
+    p = argparse.ArgumentParser(prog=f'larvae {name}', description=doc[0] if doc else None, formatter_class=_ShowDefaults)
     hints, helps = get_type_hints(func), docments(func)
     for pname, par in inspect.signature(func).parameters.items():
         tp = _base_type(hints.get(pname, str))
