@@ -23,7 +23,7 @@ COMMANDS = {
     'images': ('larvae_nb.images', 'images_cmd'),
     'train': ('larvae_nb.train', 'train_cmd'),
     'infer': ('larvae_nb.inference', 'infer_cmd'),
-    'classify': ('larvae_nb.train', 'classify_cmd'),
+    'classify': ('larvae_nb.classifier', 'classify_cmd'),
     'features': ('larvae_nb.features', 'features_cmd'),
     'analyse': ('larvae_nb.latents', 'analyse_cmd'),
     'sweep': ('larvae_nb.sweeps', 'sweep_cmd'),

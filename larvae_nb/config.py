@@ -19,9 +19,10 @@ __all__ = ['EVENT_KEY', 'TRACK_KEY', 'MARKER', 'LOCK', 'HOLDER', 'RUN_FILES', 'S
            'Device', 'Activation', 'PROFILES', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean',
            'check_choice', 'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris',
            'output_dir', 'LarvaeWarning', 'warn', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig',
-           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'DataConfig',
-           'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config',
-           'save_config', 'seed_everything', 'pick_device', 'config_hash', 'run_name', 'make_run_dir']
+           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig',
+           'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'Config', 'default_config_path', 'apply_override',
+           'flag_overrides', 'load_config', 'save_config', 'seed_everything', 'pick_device', 'config_hash', 'run_name',
+           'make_run_dir']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -480,6 +481,16 @@ class TrainConfig(Section):
         if self.signal_weight <= 0: raise ConfigError(f"{self._name('signal_weight')}={self.signal_weight} must be positive")
 
 @dataclass
+class ClassifierConfig(Section):
+    "The supervised CNN baseline (see 11a_classifier); its weight decay, batch size, epochs and early stopping are `optimizer` and `train`'s."
+    lr:float = 3e-4 # AdamW learning rate [per step]; the VAE's 1e-3 let a fold collapse to a constant prediction
+    folds:int = 2 # groups of kaon events, each held out by one training
+
+    def check(self):
+        if not self.lr > 0: raise ConfigError(f"{self._name('lr')}={self.lr} must be positive")
+        if self.folds < 2: raise ConfigError(f"{self._name('folds')}={self.folds} must be at least 2")
+
+@dataclass
 class DataConfig(Section):
     "How the proton sample is split for training."
     val_split:float = 0.1 # fraction of proton events held out for validation
@@ -515,6 +526,7 @@ class Config(Section):
     model:ModelConfig = field(default_factory=ModelConfig)
     optimizer:OptimizerConfig = field(default_factory=OptimizerConfig)
     train:TrainConfig = field(default_factory=TrainConfig)
+    classifier:ClassifierConfig = field(default_factory=ClassifierConfig)
     analysis:AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def __post_init__(self):

@@ -112,7 +112,7 @@ def _features(ctx:Context):
     features_cmd(str(ctx.out/'dataset'), str(ctx.out/'features'))
 
 def _classify(ctx:Context):
-    from larvae_nb.train import train_classifier
+    from larvae_nb.classifier import train_classifier
     train_classifier(ctx.out/'images'/'images.pt', ctx.cfg, run_dir(ctx)/'classifier', progress=ctx.progress)
 
 def _analyse(ctx:Context):
@@ -153,7 +153,7 @@ STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'physics', 'root
           Stage('train', ('images', 'data', 'model', 'optimizer', 'train'), ('images',), _train, ('train', 'model')),
           Stage('infer', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _infer, ('inference', 'model')),
           Stage('features', (), ('dataset',), _features, ('features',)),
-          Stage('classify', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _classify, ('train', 'model')),
+          Stage('classify', ('images', 'data', 'model', 'optimizer', 'train', 'classifier'), ('train',), _classify, ('classifier', 'train', 'model')),
           Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse, ('latents',), _truth_inputs),
           Stage('report', (), ('analyse',), _report, ('report',))]
 

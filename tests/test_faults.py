@@ -156,6 +156,30 @@ def test_a_rerun_after_the_kills_skips_everything(killed):
     assert ran(larvae(*QUICK, '--out', out).stdout) == []
 
 
+def test_a_killed_report_stage_leaves_no_kernel_and_reruns(killed):
+    "The report stage runs notebook kernels: killing the pipeline alone (SIGKILL) must not leave them running."
+    out, _, _ = killed
+    run = subprocess.Popen([LARVAE, 'pipeline', '--quick', '--no-progress', '--out', str(out)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, env=ENV, start_new_session=True)
+    line = ''
+    while '[   report] running' not in line:
+        line = run.stdout.readline()
+        assert line, 'the pipeline ended before its report stage'
+    parent = psutil.Process(run.pid)
+    t0 = time.time()
+    while not [c for c in parent.children(recursive=True) if 'ipykernel' in ' '.join(c.cmdline())] and time.time() - t0 < 60:
+        time.sleep(0.2)
+    kernels = [c for c in parent.children(recursive=True) if 'ipykernel' in ' '.join(c.cmdline())]
+    assert kernels, 'no report kernel started'
+    os.kill(run.pid, signal.SIGKILL); run.wait(30)
+    _, alive = psutil.wait_procs(kernels, timeout=15)
+    assert not alive, f"report kernels outlived the pipeline: {[k.pid for k in alive]}"
+    log = larvae('pipeline', '--quick', '--no-progress', '--out', out).stdout
+    assert ran(log) == [] and '[   report] done in' in log, log  # only the report stage runs again
+    assert sorted(p.name for p in (out/'report').glob('*.ipynb')) == ['20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb']
+    assert not list((out/'report').glob('.*.part.ipynb'))
+
+
 def test_edits_rerun_exactly_the_stages_they_affect(killed, tmp_path):
     out, _, _ = killed
     # code: a copy of the package whose features module changed
@@ -219,3 +243,4 @@ def test_sigterm_is_an_interrupt_with_a_true_hint(killed):
     code, err, debris = seen['sigterm']
     assert code == 130 and 'finished stages are skipped' in err.strip().splitlines()[-1] and 'Traceback' not in err, err
     assert debris == []  # the interrupted stage cleaned up after itself
+
