@@ -264,12 +264,13 @@ def _watch_parent(interval:float=0.5, # seconds between checks
 
 def _stop_pool(ex:ProcessPoolExecutor):
     "Cancel the queued jobs and end the workers now, without waiting for the jobs they are running."
-    procs = list((ex._processes or {}).values())
+    procs, manager = list((ex._processes or {}).values()), ex._executor_manager_thread
     ex.shutdown(wait=False, cancel_futures=True)
     for p in procs: p.terminate()
     for p in procs:
         p.join(2)
         if p.is_alive(): p.kill(); p.join(2)  # reaped before we return: no worker outlives the pool
+    if manager is not None: manager.join(5)  # the executor's own thread joins whatever it still holds
 
 def imap_bounded(func, items:list, workers:int):
     "`map(func, items)` on `workers` processes, in order, with at most 2 × workers items in flight."
