@@ -83,14 +83,11 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
                      cfg:Config, # the resolved config (classifier, model, optimizer, train, data, images sections)
                      run_dir, # directory for the classifier's files (e.g. <run>/classifier)
                      progress:bool=True, # show a progress bar
-                     folds:int=None, # groups of kaon events, each held out by one training; default `classifier.folds`
                      proton_split=None, # the protons' train/val event split; default the VAE run's split.parquet beside run_dir
-                     lr:float=None, # AdamW learning rate [per step]; default `classifier.lr`
                     )->dict:
     "Train the supervised CNN on proton vs kaon sample labels in kaon folds; save held-out keyed predictions; return the history."
     from sklearn.metrics import roc_auc_score
-    lr = cfg.classifier.lr if lr is None else lr
-    folds = cfg.classifier.folds if folds is None else folds
+    lr, folds = cfg.classifier.lr, cfg.classifier.folds
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
     imgs, tc, t0 = load_images(images), cfg.train, time.perf_counter()
     device = pick_device(tc.device)
@@ -144,8 +141,8 @@ def classify_cmd(run:str, # the VAE run directory (`larvae train` printed it); t
                  lr:float=None, # AdamW learning rate [per step] (default: the run config's classifier.lr)
                 ):
     "Train the supervised CNN baseline on proton vs kaon sample labels, scoring the run's analysed tracks held out."
-    run = Path(run)
-    if lr is not None and not lr > 0: raise LarvaeError(f"--lr {lr}: the learning rate must be positive")
+    run, over = Path(run), [f'classifier.{k}={v}' for k, v in dict(folds=folds, lr=lr).items() if v is not None]
+    load_config(overrides=over)  # a bad --lr or --folds fails before anything is read
     if not (run/'config.yaml').is_file(): raise LarvaeError(f"{run}: not a training run (no config.yaml); pass the directory `larvae train` printed")
     if not (run/SPLIT_FILE).is_file(): raise LarvaeError(f"{run/SPLIT_FILE}: no split; train the run first (`larvae train`)")
     if images is None:
@@ -153,7 +150,7 @@ def classify_cmd(run:str, # the VAE run directory (`larvae train` printed it); t
         if not h.is_file(): raise LarvaeError(f"{h}: no history naming the run's images; pass --images")
         images = json.loads(h.read_text())['images']
     with output_dir(run, 'larvae classify'):
-        hist = train_classifier(images, load_config(run/'config.yaml'), run/'classifier', progress=progress, folds=folds, lr=lr)
+        hist = train_classifier(images, load_config(run/'config.yaml', over), run/'classifier', progress=progress)
     print(f"{run/'classifier'}: held-out AUC {hist['held_out_auc']:.3f} against sample labels on {hist['n_held_out']} tracks "
           f"({len(hist['folds'])} folds, {hist['seconds']:.0f} s)")
     if hist['chance_folds']: print(f"warning: fold(s) {hist['chance_folds']} never beat a constant prediction; try a smaller --lr")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #991b621c
 from __future__ import annotations
-import dataclasses, difflib, hashlib, json, math, os, random, shutil, sys, tempfile, time, warnings
+import dataclasses, difflib, hashlib, json, math, os, random, shutil, tempfile, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -665,7 +665,7 @@ def make_run_dir(root, # the directory that holds runs
     "Create (or reopen) the run directory for `cfg` and save the resolved config inside."
     d = Path(root)/(name or run_name(cfg))
     if d.exists() and any(d.iterdir()):
-        if not is_claimed(d) and not (d/'config.yaml').is_file():
+        if not is_claimed(d):  # nothing is removed or reused that larvae did not make
             raise LarvaeError(f"{d}: holds files larvae did not write (no {MARKER} marker); choose another run name or directory")
         if overwrite: shutil.rmtree(d)
         elif resume:
