@@ -1,6 +1,8 @@
 """Packaging for larvae_nb: every field comes from settings.ini (the nbdev 2 convention)."""
 from configparser import ConfigParser
-import setuptools, shlex
+import setuptools, shlex, shutil
+from pathlib import Path
+from setuptools.command.build_py import build_py
 
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
@@ -19,7 +21,18 @@ dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses[cfg['license']]
 
+class BuildWithReports(build_py):
+    "Ship the report notebooks (nbs/2X_report_*.ipynb, their source of truth) in the package as larvae_nb/reports/."
+    def run(self):
+        super().run()
+        found = sorted(Path('nbs').glob('2?_report_*.ipynb'))
+        if not found: raise SystemExit("setup.py: no nbs/2X_report_*.ipynb to ship; build from the project's checkout or sdist")
+        dest = Path(self.build_lib)/'larvae_nb'/'reports'
+        dest.mkdir(parents=True, exist_ok=True)
+        for nb in found: shutil.copy2(nb, dest/nb.name)
+
 setuptools.setup(
+    cmdclass={'build_py': BuildWithReports},
     name=cfg['lib_name'],
     version=cfg['version'],
     description=cfg['description'],

@@ -4,7 +4,6 @@
 
 # %% ../nbs/07_chi2.ipynb #58ddf092
 from __future__ import annotations
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path

@@ -12,12 +12,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import (Config, LarvaeError, EVENT_KEY, atomic_path, atomic_write, load_config, output_dir,
-                              pick_device, seed_everything)
+from .config import Config, LarvaeError, load_config, pick_device, seed_everything
+from .keys import EVENT_KEY
 from .images import apply_transform, fit_transform
 from .model import Classifier
-from .train import (HISTORY_FILE, SPLIT_FILE, EarlyStopping, _batches, _check_finite, _no_step, assign_split,
-                             get_split, load_images, save_torch, split_events)
+from .train import EarlyStopping, _batches, _check_finite, _no_step, assign_split, get_split, load_images, split_events
+from .run import (CLASSIFIER_DIR, FOLDS_FILE, HISTORY_FILE, PREDICTIONS_FILE, PROTON_SPLIT_FILE, SPLIT_FILE, TRANSFORM_FILE,
+                           RunDir, atomic_path, atomic_write, output_dir, save_torch)
 
 # %% auto #0
 __all__ = ['CLASSES', 'HELD_OUT', 'ALWAYS_TRAIN', 'CHANCE_LOSS', 'classifier_folds', 'train_classifier', 'classify_cmd']
@@ -54,7 +55,7 @@ def _fit_classifier(x, y, tr, va, cfg:Config, device, seed:int, progress:bool, d
     from tqdm.auto import tqdm
     tc = cfg.train
     seed_everything(seed)
-    model = Classifier.from_config(cfg.model).to(device)
+    model = Classifier(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.optimizer.weight_decay)
     counts = torch.bincount(y[tr], minlength=2).float()
     w = counts.sum() / (2 * counts.clamp(min=1))
@@ -97,9 +98,9 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
     if missing: raise LarvaeError(f"the images hold no {' or '.join(missing)} tracks; the classifier needs both samples")
     if proton_split is None and (run_dir.parent/SPLIT_FILE).is_file(): proton_split = run_dir.parent/SPLIT_FILE
     prot = keys[keys['sample'] == 'proton']
-    ps = (get_split(run_dir/'proton_split.parquet', prot, cfg.data.val_split, cfg.data.random_seed) if proton_split is None
+    ps = (get_split(run_dir/PROTON_SPLIT_FILE, prot, cfg.data.val_split, cfg.data.random_seed) if proton_split is None
           else proton_split if isinstance(proton_split, pd.DataFrame) else pd.read_parquet(proton_split))
-    fpath = run_dir/'folds.parquet'
+    fpath = run_dir/FOLDS_FILE
     fold_ev = pd.read_parquet(fpath) if fpath.is_file() else classifier_folds(keys, ps, folds, cfg.data.random_seed)
     if not fpath.is_file():
         with atomic_path(fpath) as tmp: fold_ev.to_parquet(tmp, index=False)
@@ -115,18 +116,18 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
         tr, va = np.zeros(len(keys), bool), np.zeros(len(keys), bool)
         tr[np.flatnonzero(train_rows)[lab == 'train']] = True; va[np.flatnonzero(train_rows)[lab == 'val']] = True
         stats = fit_transform(x_raw[torch.from_numpy(tr)], name)
-        save_torch({'transform': name, 'stats': stats}, run_dir/f'transform_{f}.pt')
+        save_torch({'transform': name, 'stats': stats}, run_dir/f'{Path(TRANSFORM_FILE).stem}_{f}.pt')
         x = apply_transform(x_raw, name, stats).to(device=device, dtype=torch.float32).contiguous()
         model, h = _fit_classifier(x, y, torch.from_numpy(tr).to(device), torch.from_numpy(va).to(device), cfg, device,
                                    cfg.data.random_seed + f, progress, f'classifier fold {f + 1}/{n_folds}', lr)
-        save_torch(model.state_dict(), run_dir/f'classifier_{f}.pt')
+        save_torch(model.state_dict(), run_dir/f'{CLASSIFIER_DIR}_{f}.pt')
         test = (fold == HELD_OUT) | (fold == f)
         scores[test, f] = _predict(model, x[torch.from_numpy(test).to(device)]).softmax(1)[:, 1].cpu().numpy()
         hist['folds'].append(h | {'n_test': int(test.sum())})
     held = fold != ALWAYS_TRAIN
     p = np.where(fold == HELD_OUT, scores.mean(1), scores[np.arange(len(keys)), np.clip(fold, 0, None)])
     pred = keys[held].reset_index(drop=True).assign(label=y.cpu().numpy()[held], fold=fold[held], p_kaon=p[held])
-    with atomic_path(run_dir/'predictions.parquet') as tmp: pred.to_parquet(tmp, index=False)
+    with atomic_path(run_dir/PREDICTIONS_FILE) as tmp: pred.to_parquet(tmp, index=False)
     hist |= {'n_held_out': int(held.sum()), 'held_out_auc': float(roc_auc_score(pred.label, pred.p_kaon)),
              'held_out_accuracy': float(((pred.p_kaon > 0.5) == (pred.label == 1)).mean()), 'seconds': round(time.perf_counter() - t0, 1),
              'lr': lr, 'chance_folds': [i for i, h in enumerate(hist['folds']) if h['best_val'] >= 0.99*CHANCE_LOSS]}
@@ -143,15 +144,15 @@ def classify_cmd(run:str, # the VAE run directory (`larvae train` printed it); t
     "Train the supervised CNN baseline on proton vs kaon sample labels, scoring the run's analysed tracks held out."
     run, over = Path(run), [f'classifier.{k}={v}' for k, v in dict(folds=folds, lr=lr).items() if v is not None]
     load_config(overrides=over)  # a bad --lr or --folds fails before anything is read
-    if not (run/'config.yaml').is_file(): raise LarvaeError(f"{run}: not a training run (no config.yaml); pass the directory `larvae train` printed")
+    if not RunDir(run).config.is_file(): raise LarvaeError(f"{run}: not a training run (no config.yaml); pass the directory `larvae train` printed")
     if not (run/SPLIT_FILE).is_file(): raise LarvaeError(f"{run/SPLIT_FILE}: no split; train the run first (`larvae train`)")
     if images is None:
         h = run/HISTORY_FILE
         if not h.is_file(): raise LarvaeError(f"{h}: no history naming the run's images; pass --images")
         images = json.loads(h.read_text())['images']
     with output_dir(run, 'larvae classify'):
-        hist = train_classifier(images, load_config(run/'config.yaml', over), run/'classifier', progress=progress)
-    print(f"{run/'classifier'}: held-out AUC {hist['held_out_auc']:.3f} against sample labels on {hist['n_held_out']} tracks "
+        hist = train_classifier(images, load_config(RunDir(run).config, over), RunDir(run).classifier, progress=progress)
+    print(f"{RunDir(run).classifier}: held-out AUC {hist['held_out_auc']:.3f} against sample labels on {hist['n_held_out']} tracks "
           f"({len(hist['folds'])} folds, {hist['seconds']:.0f} s)")
     if hist['chance_folds']: print(f"warning: fold(s) {hist['chance_folds']} never beat a constant prediction; try a smaller --lr")
     return hist

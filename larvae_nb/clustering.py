@@ -12,7 +12,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from .config import LarvaeError, ConfigError, check_choice, ClusterConfig, ClusterAlgorithm, EVENT_KEY
+from .config import LarvaeError, ConfigError, check_choice, ClusterConfig, ClusterAlgorithm
+from .keys import EVENT_KEY
 
 # %% auto #0
 __all__ = ['PLANES', 'ALGORITHMS', 'BFS_NOISE_SIGMAS', 'KEY_FIELDS', 'CLUSTER_FIELDS', 'plane_threshold', 'check_algorithm',

@@ -4,13 +4,14 @@
 
 # %% ../nbs/05_cuts.ipynb #20433578
 from __future__ import annotations
-import io, warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError, CutConfig, EVENT_KEY, atomic_path, check_choice, warn
+from .config import LarvaeError, CutConfig, check_choice, warn
+from .keys import EVENT_KEY
+from .run import atomic_path
 from .clustering import PLANES, clusters_frame
 
 # %% auto #0
@@ -165,7 +166,7 @@ class CutFlow:
     def load(cls, path)->CutFlow:
         "Read a cut flow written by `save`."
         try: t = pd.read_csv(path, index_col='step')
-        except (OSError, ValueError) as e: raise LarvaeError(f"{path}: cannot read the cut-flow CSV ({e}); rerun the dataset stage")
+        except (OSError, ValueError) as e: raise LarvaeError(f"{path}: cannot read the cut-flow CSV ({e}); rerun the dataset stage") from None
         out = cls()
         for step, row in t.iterrows():
             for sample, n in row.items(): out.add(step, sample, n)

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .config import (EVENT_KEY, TRACK_KEY, Config, LarvaeError, atomic_path, atomic_write,
-                              did_you_mean, load_config, output_dir, warn)
+from .config import Config, LarvaeError, did_you_mean, load_config, warn
+from .keys import EVENT_KEY
+from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 
 # %% auto #0
 __all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'TRACKS_SCHEMA', 'SCHEMA_KEY', 'CAL_PREFIX', 'Sample',
@@ -417,7 +418,7 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
     "Stage 1: raw ROOT → matched, cut, key-merged tracks with χ² PID in `out_dir/tracks.parquet`."
     cfg = cfg or load_config()
     manifest, out = read_manifest(data_dir), Path(out_dir)
-    fp, info_path, tracks_path = _fingerprint(manifest, cfg), out/'dataset.json', out/'tracks.parquet'
+    fp, info_path, tracks_path = _fingerprint(manifest, cfg), out/DATASET_INFO_FILE, out/TRACKS_FILE
     if not force and tracks_path.exists() and info_path.exists() and json.loads(info_path.read_text()).get('fingerprint') == fp:
         if progress: print(f"{tracks_path}: inputs and config unchanged; skipping (use --force to redo)")
         return tracks_path
@@ -440,7 +441,7 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
                 raise LarvaeError(f"{manifest.root}: no track survived the selection (cut flow: {steps}); check the data and the cuts of the config")
         joins = _check_keys(events, beam, 'beamline', manifest.beamline) | _check_keys(events, reco, 'reco', manifest.reco)
         if lifetime is not None: joins['events_without_lifetime'] = int(np.isnan(track_lifetimes(events, lifetime, None)).sum())
-        flow.save(out/'cutflow.csv')
+        flow.save(out/CUTFLOW_FILE)
         info = dict(fingerprint=fp, tracks_schema=TRACKS_SCHEMA, data_dir=str(manifest.root), n_events=len(events), n_tracks=n_tracks,
                     joins=joins, reco_cuts={k: int(v) for k, v in reco_reasons.items()}, seconds=round(time.perf_counter() - t0, 2),
                     events_per_second=round(len(events) / max(time.perf_counter() - t0, 1e-9), 1), workers=cfg.dataset.workers)
@@ -454,7 +455,7 @@ def load_tracks(dataset_dir, # a dataset directory, or its tracks.parquet
                )->pd.DataFrame:
     "Read `tracks.parquet` of a dataset directory (or the file itself) into pandas, refusing a file of another `TRACKS_SCHEMA`."
     p = Path(dataset_dir)
-    p = p/'tracks.parquet' if p.is_dir() else p
+    p = p/TRACKS_FILE if p.is_dir() else p
     if not p.exists(): raise LarvaeError(f"{p}: no tracks file; run `larvae dataset --data DIR --out {p.parent}` first")
     try:
         meta = pq.read_schema(p).metadata or {}

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import TRACK_KEY, LarvaeError, atomic_path, atomic_write, output_dir, warn
+from .config import LarvaeError, warn
+from .keys import TRACK_KEY
+from .run import FEATURES_FILE, FEATURES_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 from .plotting import plot_style
 
 # %% auto #0
@@ -159,7 +161,7 @@ def features_cmd(dataset:str, # dataset directory holding tracks.parquet
     "Compute the handcrafted features of every track of a dataset."
     from larvae_nb.dataset import load_tracks
     import pyarrow.parquet as pq
-    p = Path(dataset)/'tracks.parquet' if Path(dataset).is_dir() else Path(dataset)
+    p = Path(dataset)/TRACKS_FILE if Path(dataset).is_dir() else Path(dataset)
     if p.is_file():
         try: names = pq.read_schema(p).names
         except Exception as e: raise LarvaeError(f"{p}: not a readable Parquet file ({type(e).__name__}); rerun `larvae dataset`") from None
@@ -168,10 +170,10 @@ def features_cmd(dataset:str, # dataset directory holding tracks.parquet
     cols = list(FEATURE_KEYS) + ['col_image'] + (['col_profile'] if p.is_file() and 'col_profile' in names else [])
     df = compute_features(load_tracks(dataset, columns=cols), str(p))
     odir = Path(out) if out else p.parent
-    path, why = odir/'features.parquet', df.attrs['nan_reasons']
+    path, why = odir/FEATURES_FILE, df.attrs['nan_reasons']
     with output_dir(odir, 'larvae features'):
         with atomic_path(path) as tmp: df.to_parquet(tmp, index=False)
-        atomic_write(odir/'features.json', json.dumps({'n_tracks': len(df), 'nan_reasons': why, 'categories': FEATURE_CATEGORIES,
+        atomic_write(odir/FEATURES_INFO_FILE, json.dumps({'n_tracks': len(df), 'nan_reasons': why, 'categories': FEATURE_CATEGORIES,
                                                         'units': FEATURE_UNITS}, indent=1))
     print(f"wrote {len(df)} tracks × {len(FEATURES)} features to {path}" + (f"; NaN counts: {why}" if why else '; no NaN'))
     return path
@@ -247,7 +249,7 @@ def umap_plot(latents:np.ndarray, # (n, d) latent means
               seed:int=0, # random state of the default UMAP
              ):
     "Scatter plots of a 2-D UMAP of the latents, one per feature, joined on keys."
-    import matplotlib.pyplot as plt, mplhep as hep
+    import matplotlib.pyplot as plt
     k = list(TRACK_KEY)
     if len(keys) != len(latents): raise LarvaeError(f"umap_plot: {len(latents)} latent rows but {len(keys)} key rows")
     bad = [f for f in feature_names if f not in features.columns]

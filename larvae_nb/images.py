@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .config import (TRACK_KEY, ImageConfig, LarvaeError, Transform, atomic_path, check_choice,
-                              load_config, output_dir, pick_device)
+from .config import ImageConfig, LarvaeError, Transform, check_choice, load_config, pick_device
+from .keys import TRACK_KEY
+from .run import IMAGES_FILE, TRACKS_FILE, atomic_path, output_dir
 from .plotting import plot_style
 
 # %% auto #0
@@ -267,7 +268,7 @@ def read_image_columns(dataset, # dataset directory holding tracks.parquet (or t
                       )->pa.Table:
     "The key and image columns of a tracks file, as a pyarrow Table."
     p = Path(dataset)
-    p = p/'tracks.parquet' if p.is_dir() or p.suffix != '.parquet' else p
+    p = p/TRACKS_FILE if p.is_dir() or p.suffix != '.parquet' else p
     if not p.is_file(): raise LarvaeError(f"{p}: no tracks file; run `larvae dataset --data DIR --out {p.parent}` first")
     need = list(IMAGE_KEYS) + [f'{q}_image' for q in PLANES]
     try: names = pq.read_schema(p).names
@@ -285,7 +286,7 @@ def images_cmd(dataset:str, # dataset directory holding tracks.parquet
     "Make the track-end images of a dataset."
     cfg = load_config(config, overrides).images
     ims = make_images(read_image_columns(dataset), cfg)
-    with output_dir(out, 'larvae images') as d: p = ims.save(d/'images.pt')
+    with output_dir(out, 'larvae images') as d: p = ims.save(d/IMAGES_FILE)
     counts = ims.keys['sample'].value_counts().to_dict()
     print(f"wrote {len(ims)} images {tuple(ims.x.shape[1:])} ({counts}) to {p}")
     return p

@@ -12,16 +12,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import LarvaeError, TRACK_KEY, atomic_path, atomic_write, load_config, output_dir, pick_device
-from .images import ImageSet, apply_transform
+from .config import LarvaeError, load_config, pick_device
+from .keys import TRACK_KEY
+from .run import atomic_path, atomic_write, output_dir
+from .images import apply_transform
 from .model import VAE, weighted_sse
 from .plotting import plot_style
-from .train import (CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, RETRAIN, SPLIT_FILE, TRANSFORM_FILE, assign_split,
-                             get_split, load_images, load_torch)
+from .train import assign_split, get_split, load_images
+from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, INFERENCE_DIR, INFERENCE_SUMMARY, MODEL_FILE, SPLIT_FILE,
+                           TRANSFORM_FILE, RunDir, load_torch)
 
 # %% auto #0
-__all__ = ['INFERENCE_DIR', 'Run', 'state_mismatch', 'load_run', 'encode_images', 'infer', 'Inference', 'load_inference',
-           'novelty_auc', 'plot_novelty', 'infer_cmd']
+__all__ = ['Run', 'state_mismatch', 'load_run', 'encode_images', 'infer', 'Inference', 'load_inference', 'novelty_auc',
+           'plot_novelty', 'infer_cmd']
 
 # %% ../nbs/12_inference.ipynb #f19dd338
 @dataclass
@@ -52,14 +55,14 @@ def load_run(run_dir, # a run directory written by `train`
             )->Run:
     "The trained model of `run_dir`, in evaluation mode."
     run_dir = Path(run_dir)
-    if not (run_dir/'config.yaml').is_file():
+    if not (run_dir/CONFIG_FILE).is_file():
         raise LarvaeError(f"{run_dir}: not a training run (no config.yaml); pass the directory `larvae train` printed")
     if not (run_dir/MODEL_FILE).is_file():
         hint = 'resume it with `larvae train --resume`' if (run_dir/CHECKPOINT_FILE).exists() else 'train it with `larvae train`'
         raise LarvaeError(f"{run_dir/MODEL_FILE}: no trained weights; {hint}")
-    cfg = load_config(run_dir/'config.yaml')
+    cfg = load_config(run_dir/CONFIG_FILE)
     device = pick_device(device or cfg.train.device)
-    model, state = VAE.from_config(cfg.model), load_torch(run_dir/MODEL_FILE, 'model weights')
+    model, state = VAE(cfg.model), load_torch(run_dir/MODEL_FILE, 'model weights')
     bad = state_mismatch(model, state)
     if bad: raise LarvaeError(f"{run_dir/MODEL_FILE}: weights do not fit the run's model config ({bad}); retrain or use the matching config")
     model.load_state_dict(state)
@@ -88,8 +91,6 @@ def encode_images(run:Run, x:torch.Tensor, # (N, 2, H, W) raw ADC
     return {k: (torch.cat(v) if v else torch.zeros(empty[k])).numpy() for k, v in out.items()}
 
 # %% ../nbs/12_inference.ipynb #029c5c61
-INFERENCE_DIR = 'inference'
-
 def infer(run_dir, # a run directory written by `train`
           images=None, # ImageSet, images.pt or its directory; default: the run's images
           batch_size:int=256, # images per batch
@@ -121,10 +122,10 @@ def infer(run_dir, # a run directory written by `train`
         dt = time.perf_counter() - t0
         k = keys.iloc[sel]
         cols = {c: k[c].to_numpy() for c in TRACK_KEY} | {'sample': k['sample'].to_numpy().astype(str)}
-        paths[name] = run.dir/INFERENCE_DIR/f'{name}.npz'
+        paths[name] = RunDir(run.dir).inference_set(name)
         with atomic_path(paths[name]) as tmp: np.savez(tmp, **cols, **arrays)
         summary['sets'][name] = {'n': len(sel), 'seconds': dt, 'images_per_second': len(sel) / dt if dt > 0 else None}
-    atomic_write(run.dir/INFERENCE_DIR/'summary.json', json.dumps(summary, indent=1))
+    atomic_write(run.dir/INFERENCE_DIR/INFERENCE_SUMMARY, json.dumps(summary, indent=1))
     return paths
 
 # %% ../nbs/12_inference.ipynb #ea096dbf
@@ -143,7 +144,7 @@ def load_inference(run_dir, # a run directory
                   )->Inference:
     "Read `<run>/inference/<split>.npz`."
     d = Path(run_dir)/INFERENCE_DIR
-    p = d/f'{split}.npz'
+    p = RunDir(run_dir).inference_set(split)
     if not p.is_file():
         have = sorted(q.stem for q in d.glob('*.npz'))
         raise LarvaeError(f"{p}: no inference output for {split!r}; " +
@@ -172,7 +173,7 @@ def novelty_auc(run_dir, # a run directory with inference outputs
 
 def plot_novelty(run_dir, sample:str='kaon', reference:str='val', score:str='recon_error', ax=None):
     "Histograms of the reconstruction error of `reference` protons and `sample` images."
-    import matplotlib.pyplot as plt, mplhep as hep
+    import matplotlib.pyplot as plt
     ref, new = load_inference(run_dir, reference), load_inference(run_dir, sample)
     with plot_style():
         if ax is None: _, ax = plt.subplots(figsize=(7, 5))
@@ -192,8 +193,8 @@ def infer_cmd(run:str, # the run directory `larvae train` printed
              ):
     "Write keyed latents, reconstructions and reconstruction errors for train, val and kaon into the run."
     if not Path(run).is_dir(): raise LarvaeError(f"{run}: run directory not found; pass the directory `larvae train` printed")
-    if not (Path(run)/'config.yaml').is_file(): load_run(run)  # raises: not a training run
+    if not RunDir(run).config.is_file(): load_run(run)  # raises: not a training run
     with output_dir(run, 'larvae infer'): paths = infer(run, images, batch_size=batch_size, save_recon=not no_recon)
-    for name, p in paths.items(): print(f"{p}")
+    for p in paths.values(): print(f"{p}")
     if 'kaon' in paths: print(f"kaon novelty ROC AUC (recon error, val protons vs kaons): {novelty_auc(run)['auc']:.3f}")
     return paths

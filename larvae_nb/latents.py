@@ -26,8 +26,9 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .config import (EVENT_KEY, TRACK_KEY, AnalysisConfig, LarvaeError, atomic_path, atomic_write,
-                              did_you_mean, load_config, output_dir, warn)
+from .config import AnalysisConfig, LarvaeError, did_you_mean, load_config, warn
+from .keys import EVENT_KEY, TRACK_KEY
+from .run import atomic_path, atomic_write, output_dir
 from .plotting import plot_style, savefig
 
 # %% auto #0

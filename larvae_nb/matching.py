@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError, MatchConfig, EVENT_KEY
+from .config import LarvaeError, MatchConfig
+from .keys import EVENT_KEY
 from .clustering import clusters_frame
 
 # %% auto #0

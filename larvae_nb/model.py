@@ -8,13 +8,12 @@ from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from .config import ConfigError, ModelConfig, check_choice
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'OutputActivation', 'make_activation', 'Encoder', 'output_padding', 'Decoder', 'VAE', 'LossTerms',
-           'weighted_sse', 'kl_divergence', 'vae_loss', 'Classifier']
+__all__ = ['ACTIVATIONS', 'OutputActivation', 'make_activation', 'Encoder', 'output_padding', 'Decoder', 'model_config', 'VAE',
+           'LossTerms', 'weighted_sse', 'kl_divergence', 'vae_loss', 'Classifier']
 
 # %% ../nbs/10_model.ipynb #4d983c35
 ACTIVATIONS = {'softplus': nn.Softplus, 'relu': nn.ReLU, 'gelu': nn.GELU, 'silu': nn.SiLU, 'leaky_relu': nn.LeakyReLU}
@@ -70,32 +69,28 @@ class Decoder(nn.Module):
 
     def forward(self, z): return self.net(self.fc(z).view(-1, self.c_last, self.side, self.side))
 
+# %% ../nbs/10_model.ipynb #2fcb9fbf
+def model_config(cfg:ModelConfig|None=None, # a model section (default: the packaged defaults)
+                 changes:dict|None=None, # fields to change, validated like a YAML file's
+                )->ModelConfig:
+    "The model section a network is built from: `cfg` (or `ModelConfig()`) with `changes` applied and checked."
+    cfg = cfg if cfg is not None else ModelConfig()
+    return ModelConfig.from_dict(cfg.to_dict() | dict(changes or {}), 'model') if changes else cfg
+
 # %% ../nbs/10_model.ipynb #dd4a38bc
 class VAE(nn.Module):
     "Convolutional β-VAE: encoder → (μ, log σ²) → reparameterised z → mirrored decoder."
-    def __init__(self, input_hw:int=48, # image side [pixels]
-                 latent:int=16, # latent dimensions
-                 channels:list[int]=(32, 64, 128), # encoder block widths
-                 kernel:int=5, # convolution kernel side [pixels]
-                 stride:int=2, # convolution stride [pixels]
-                 padding:int|None=None, # None: kernel // 2
-                 activation:str='softplus', # hidden activation
-                 dropout:float=0., # Dropout2d probability in the encoder
+    def __init__(self, cfg:ModelConfig|None=None, # the architecture (default: `ModelConfig()`, the packaged defaults)
                  output:OutputActivation='softplus', # non-negative output activation
+                 **changes, # fields of `cfg` to change, e.g. latent=8
                 ):
         super().__init__()
-        self.cfg = ModelConfig.from_dict(dict(input_hw=input_hw, latent=latent, channels=list(channels), kernel=kernel,
-                                              stride=stride, padding=padding, activation=activation, dropout=dropout), 'model')
+        self.cfg = model_config(cfg, changes)
         self.output = output
         self.encoder = Encoder(self.cfg)
-        self.fc_mu = nn.Linear(self.encoder.flat, latent)
-        self.fc_logvar = nn.Linear(self.encoder.flat, latent)
+        self.fc_mu = nn.Linear(self.encoder.flat, self.cfg.latent)
+        self.fc_logvar = nn.Linear(self.encoder.flat, self.cfg.latent)
         self.decoder = Decoder(self.cfg, output=output)
-
-    @classmethod
-    def from_config(cls, cfg:ModelConfig, **kw):
-        "Build from a `ModelConfig`."
-        return cls(cfg.input_hw, cfg.latent, cfg.channels, cfg.kernel, cfg.stride, cfg.padding, cfg.activation, cfg.dropout, **kw)
 
     def encode(self, x):
         "μ and log σ² of q(z|x)."
@@ -146,27 +141,16 @@ def vae_loss(recon, target, mu, logvar,
 # %% ../nbs/10_model.ipynb #becfe8b1
 class Classifier(nn.Module):
     "The VAE's encoder architecture followed by a small classification head (returns logits)."
-    def __init__(self, input_hw:int=48, # image side [pixels]
-                 channels:list[int]=(32, 64, 128), # encoder block widths
-                 kernel:int=5, # convolution kernel side [pixels]
-                 stride:int=2, # convolution stride [pixels]
-                 padding:int|None=None, # None: kernel // 2
-                 activation:str='softplus', # hidden activation
-                 dropout:float=0., # Dropout2d probability in the encoder, dropout in the head
+    def __init__(self, cfg:ModelConfig|None=None, # the encoder architecture (its `latent` is not used; dropout also in the head)
                  n_classes:int=2, # number of labels
                  hidden:int=64, # width of the head's hidden layer
+                 **changes, # fields of `cfg` to change, e.g. channels=[4, 8]
                 ):
         super().__init__()
         if n_classes < 2: raise ConfigError(f"n_classes={n_classes} must be at least 2")
-        self.cfg = ModelConfig.from_dict(dict(input_hw=input_hw, channels=list(channels), kernel=kernel, stride=stride,
-                                              padding=padding, activation=activation, dropout=dropout), 'model')
+        self.cfg = model_config(cfg, changes)
         self.encoder = Encoder(self.cfg)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.flat, hidden),
-                                  make_activation(activation), nn.Linear(hidden, n_classes))
-
-    @classmethod
-    def from_config(cls, cfg:ModelConfig, **kw):
-        "Build from a `ModelConfig` (its `latent` is not used)."
-        return cls(cfg.input_hw, cfg.channels, cfg.kernel, cfg.stride, cfg.padding, cfg.activation, cfg.dropout, **kw)
+        self.head = nn.Sequential(nn.Dropout(self.cfg.dropout), nn.Linear(self.encoder.flat, hidden),
+                                  make_activation(self.cfg.activation), nn.Linear(hidden, n_classes))
 
     def forward(self, x): return self.head(self.encoder(x))

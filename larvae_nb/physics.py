@@ -12,7 +12,8 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError, ConfigError, did_you_mean, check_choice, atomic_path, Species
+from .config import LarvaeError, ConfigError, did_you_mean, check_choice, Species
+from .run import atomic_path
 
 # %% auto #0
 __all__ = ['LAR_Z', 'LAR_A', 'LAR_Z_OVER_A', 'LAR_DENSITY', 'I_LAR', 'K_BETHE', 'ME', 'W_ION', 'X0_LAR', 'STERNHEIMER',

@@ -5,14 +5,14 @@
 # %% ../nbs/17_pipeline.ipynb #30425a4a
 from __future__ import annotations
 import fcntl, hashlib, importlib.util, json, tempfile, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import larvae_nb
 from .report import missing_outputs
-from .config import (MARKER, Config, LarvaeError, atomic_write, claim_dir, config_hash, did_you_mean, load_config,
-                              output_dir)
+from .config import Config, LarvaeError, did_you_mean, load_config
+from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, output_dir
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline', 'pipeline_cmd',
@@ -39,7 +39,9 @@ class Context:
     force:bool = False
 
     @property
-    def data_dir(self)->Path: return self.data if self.data is not None else self.out/'data'
+    def data_dir(self)->Path: return self.data if self.data is not None else Output(self.out).simulated
+    @property
+    def o(self)->Output: return Output(self.out)
 
 # %% ../nbs/17_pipeline.ipynb #58850973
 def module_hash(name:str)->str:
@@ -64,9 +66,9 @@ def _fingerprint(stage:Stage, ctx:Context, markers:dict)->str:
 
 def run_stages(stages:list, ctx:Context, log=print)->dict:
     "Run `stages` in order, skipping those whose inputs and config are unchanged; return seconds per stage."
-    mdir, markers, times = ctx.out/'.stages', {}, {}
+    markers, times = {}, {}
     for st in stages:
-        fp, marker = _fingerprint(st, ctx, markers), mdir/f'{st.name}.json'
+        fp, marker = _fingerprint(st, ctx, markers), ctx.o.stage(st.name)
         done = marker.exists() and json.loads(marker.read_text()).get('fingerprint') == fp
         if done and not ctx.force:
             log(f"[{st.name:>9}] unchanged, skipped"); markers[st.name] = fp; times[st.name] = 0.
@@ -84,44 +86,43 @@ def run_stages(stages:list, ctx:Context, log=print)->dict:
 def _simulate(ctx:Context):
     if ctx.data is not None: return  # real (or user-provided) data: nothing to simulate
     from larvae_nb.detsim import simulate
-    simulate(ctx.out/'data', ctx.cfg.sim, progress=ctx.progress)
+    simulate(ctx.o.simulated, ctx.cfg.sim, progress=ctx.progress)
 
 def _dataset(ctx:Context):
     from larvae_nb.dataset import build_dataset
-    build_dataset(ctx.data_dir, ctx.out/'dataset', ctx.cfg, force=True, progress=ctx.progress)
+    build_dataset(ctx.data_dir, ctx.o.dataset, ctx.cfg, force=True, progress=ctx.progress)
 
 def _images(ctx:Context):
     from larvae_nb.images import make_images, read_image_columns
-    make_images(read_image_columns(ctx.out/'dataset'), ctx.cfg.images).save(ctx.out/'images'/'images.pt')
+    make_images(read_image_columns(ctx.o.dataset), ctx.cfg.images).save(ctx.o.images)
 
 def run_dir(ctx:Context)->Path:
     "The training run directory of this config under OUT/runs (created with the resolved config inside)."
-    from larvae_nb.config import make_run_dir
-    return make_run_dir(ctx.out/'runs', ctx.cfg, resume=True)
+    return make_run_dir(ctx.o.runs, ctx.cfg, resume=True)
 
 def _train(ctx:Context):
     from larvae_nb.train import train
-    train(ctx.out/'images'/'images.pt', ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
+    train(ctx.o.images, ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
 
 def _infer(ctx:Context):
     from larvae_nb.inference import infer
-    infer(run_dir(ctx), ctx.out/'images'/'images.pt')
+    infer(run_dir(ctx), ctx.o.images)
 
 def _features(ctx:Context):
     from larvae_nb.features import features_cmd
-    features_cmd(str(ctx.out/'dataset'), str(ctx.out/'features'))
+    features_cmd(str(ctx.o.dataset), str(ctx.o.features_dir))
 
 def _classify(ctx:Context):
     from larvae_nb.classifier import train_classifier
-    train_classifier(ctx.out/'images'/'images.pt', ctx.cfg, run_dir(ctx)/'classifier', progress=ctx.progress)
+    train_classifier(ctx.o.images, ctx.cfg, RunDir(run_dir(ctx)).classifier, progress=ctx.progress)
 
 def _analyse(ctx:Context):
     from larvae_nb.dataset import read_manifest
     from larvae_nb.latents import analyse, summary
     from larvae_nb.features import FEATURE_CATEGORIES
     truth = read_manifest(ctx.data_dir).truth
-    m = analyse(run_dir(ctx), ctx.out/'features'/'features.parquet', ctx.cfg.analysis.analyses, ctx.cfg.analysis,
-                truth_path=truth, categories=FEATURE_CATEGORIES, scores_path=ctx.out/'dataset'/'tracks.parquet')
+    m = analyse(run_dir(ctx), ctx.o.features, ctx.cfg.analysis.analyses, ctx.cfg.analysis,
+                truth_path=truth, categories=FEATURE_CATEGORIES, scores_path=ctx.o.tracks)
     print(summary(m))
     print(f"metrics and figures in {run_dir(ctx)}")
 
@@ -160,8 +161,9 @@ STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'physics', 'root
 # %% ../nbs/17_pipeline.ipynb #61606f71
 def _adopt_older(out:Path):
     "Mark an output of an older larvae_nb pipeline (it has .stages/ and pipeline.json but no markers) as larvae's."
-    if not ((out/'.stages').is_dir() and (out/'pipeline.json').is_file()) or (out/MARKER).exists(): return
-    for d in [out] + [out/s for s in ('data', 'dataset', 'images', 'features', 'runs', 'report')]:
+    o = Output(out)
+    if not (o.stages.is_dir() and o.info_file.is_file()) or (out/MARKER).exists(): return
+    for d in [out] + [out/s for s in Output.SUBDIRS]:
         if d.is_dir() and not (d/MARKER).exists(): atomic_write(d/MARKER, json.dumps({'made_by': 'larvae pipeline', 'adopted': True}))
 
 def pipeline(out='larvae-out', # output directory
@@ -186,7 +188,7 @@ def pipeline(out='larvae-out', # output directory
     with output_dir(out, 'larvae pipeline', recursive=True):
         ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
         data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
-        atomic_write(out/'pipeline.json', json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
+        atomic_write(Output(out).info_file, json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
                                                       'quick': quick, 'version': larvae_nb.__version__}, indent=1))
         stages = STAGES[:names.index(until) + 1] if until else STAGES
         times = run_stages(stages, ctx)

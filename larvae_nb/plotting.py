@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 
-from .config import atomic_path
+from .run import atomic_path
 
 # %% auto #0
 __all__ = ['MATH_FONTS', 'style_sheets', 'plot_style', 'savefig', 'experiment_label']

@@ -10,23 +10,24 @@ from functools import cached_property
 from pathlib import Path
 
 import larvae_nb
-from .config import LarvaeError, atomic_write
+from .config import LarvaeError
+from .run import PIPELINE_FILE, Output, RunDir
 
 # %% auto #0
-__all__ = ['REPORTS', 'PIPELINE_FILE', 'NEEDED', 'missing_outputs', 'Report', 'load_report', 'report_notebooks', 'run_reports']
+__all__ = ['REPORTS', 'missing_outputs', 'Report', 'load_report', 'report_notebooks', 'run_reports']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
 REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb')
-PIPELINE_FILE = 'pipeline.json' # written by `larvae pipeline` into OUT: the run directory and the data directory
-NEEDED = ('dataset/tracks.parquet', 'dataset/cutflow.csv', 'images/images.pt', 'features/features.parquet')
 
 def missing_outputs(out)->list[str]:
     "What a report needs from the pipeline output `out` and does not find there (empty when it is complete)."
-    out = Path(out)
-    if not (out/PIPELINE_FILE).is_file(): return [PIPELINE_FILE]
-    info = json.loads((out/PIPELINE_FILE).read_text())
-    need = list(NEEDED) + [f"{info['run']}/metrics.json", f"{info['run']}/history.json", '.stages/analyse.json']
-    return [n for n in need if not (out/n).exists()]
+    o = Output(out)
+    if not o.info_file.is_file(): return [PIPELINE_FILE]
+    try: run = o.run()
+    except (LarvaeError, KeyError, TypeError): return [PIPELINE_FILE]
+    need = [o.tracks, o.cutflow, o.images, o.features, run.metrics, run.history, o.stage('analyse')]
+    return [str(n.relative_to(o.path)) if n.is_relative_to(o.path) else str(n) for n in need if not n.exists()]
+
 
 # %% ../nbs/18_report.ipynb #7da6863f
 @dataclass
@@ -44,11 +45,11 @@ class Report:
     @cached_property
     def tracks(self):
         from larvae_nb.dataset import load_tracks
-        return load_tracks(self.out/'dataset')
+        return load_tracks(Output(self.out).tracks)
     @cached_property
     def cutflow(self):
         import pandas as pd
-        return pd.read_csv(self.out/'dataset'/'cutflow.csv', index_col=0)
+        return pd.read_csv(Output(self.out).cutflow, index_col=0)
     @cached_property
     def beamline(self):
         from larvae_nb.dataset import read_beamline
@@ -60,15 +61,15 @@ class Report:
     @cached_property
     def images(self):
         from larvae_nb.images import ImageSet
-        return ImageSet.load(self.out/'images'/'images.pt')
+        return ImageSet.load(Output(self.out).images)
     @cached_property
     def features(self):
         import pandas as pd
-        return pd.read_parquet(self.out/'features'/'features.parquet')
+        return pd.read_parquet(Output(self.out).features)
     @cached_property
-    def metrics(self)->dict: return json.loads((self.run/'metrics.json').read_text())
+    def metrics(self)->dict: return json.loads(RunDir(self.run).metrics.read_text())
     @cached_property
-    def history(self)->dict: return json.loads((self.run/'history.json').read_text())
+    def history(self)->dict: return json.loads(RunDir(self.run).history.read_text())
     def raw_event(self, row):
         "The raw planes (a one-event `PlaneChunk`) of a track row's event, from its file and entry."
         from larvae_nb.root_io import iterate_planes
@@ -77,7 +78,7 @@ class Report:
         return next(iterate_planes(f, entry_start=int(row['entry']), entry_stop=int(row['entry']) + 1))
     def figure(self, name:str)->Path:
         "A figure the analyse stage saved (`<run>/figures/<name>.png`)."
-        p = self.run/'figures'/f'{name}.png'
+        p = RunDir(self.run).figure(name)
         if not p.is_file(): raise LarvaeError(f"{p}: figure not found; rerun `larvae analyse --run {self.run}`")
         return p
 
@@ -86,18 +87,18 @@ def load_report(out)->Report:
     out = Path(out)
     miss = missing_outputs(out)
     if miss: raise LarvaeError(f"{out}: not a finished pipeline output (missing {', '.join(miss)}); run `larvae pipeline --out {out}`")
-    info = json.loads((out/PIPELINE_FILE).read_text())
-    data = Path(info['data'])
-    return Report(out, out/info['run'], data if data.is_absolute() else out/data, info)
+    o = Output(out)
+    return Report(out, o.run().path, o.data(), o.info())
 
 # %% ../nbs/18_report.ipynb #a774cd76
 def report_notebooks(nbs=None)->list[Path]:
-    "The report notebooks of this checkout (`nbs/2X_report_*.ipynb`)."
-    nbs = Path(nbs) if nbs is not None else Path(larvae_nb.__file__).resolve().parent.parent/'nbs'
-    paths = [nbs/n for n in REPORTS]
+    "The report notebooks: those shipped in the installed package (`larvae_nb/reports/`), else this checkout's `nbs/`."
+    pkg = Path(larvae_nb.__file__).resolve().parent
+    if nbs is None: nbs = next((d for d in (pkg/'reports', pkg.parent/'nbs') if all((d/n).is_file() for n in REPORTS)), pkg.parent/'nbs')
+    paths = [Path(nbs)/n for n in REPORTS]
     miss = [p.name for p in paths if not p.is_file()]
-    if miss: raise LarvaeError(f"{nbs}: report notebooks {', '.join(miss)} not found; the report stage needs the "
-                               "project's git checkout installed editable (`pip install -e .`)")
+    if miss: raise LarvaeError(f"{nbs}: report notebooks {', '.join(miss)} not found; reinstall larvae_nb (a wheel ships them "
+                               "in larvae_nb/reports/) or install the project's checkout with `pip install -e .`")
     return paths
 
 def run_reports(out, # a finished pipeline output
@@ -107,7 +108,7 @@ def run_reports(out, # a finished pipeline output
     "Execute the report notebooks with papermill against `out`; return the executed copies."
     import papermill as pm
     out = Path(out).resolve()
-    dest = Path(dest) if dest is not None else out/'report'
+    dest = Path(dest) if dest is not None else Output(out).reports
     dest.mkdir(parents=True, exist_ok=True)
     done = []
     for nb in (notebooks or report_notebooks()):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_root_io.ipynb #d5b57a8d
 from __future__ import annotations
-import lzma, struct, warnings, zlib
+import lzma, struct, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, get_args
@@ -16,7 +16,9 @@ import pandas as pd
 import uproot
 from fastcore.basics import patch
 
-from .config import EVENT_KEY, LarvaeError, atomic_path, check_choice, did_you_mean, warn
+from .config import LarvaeError, check_choice, did_you_mean, warn
+from .keys import EVENT_KEY
+from .run import atomic_path
 from .plotting import plot_style
 
 # %% auto #0

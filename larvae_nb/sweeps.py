@@ -4,8 +4,8 @@
 
 # %% ../nbs/15_sweeps.ipynb #5840f581
 from __future__ import annotations
-import contextlib, fcntl, hashlib, itertools, json, os, re, tempfile, time, traceback
-from dataclasses import dataclass, field
+import contextlib, fcntl, hashlib, itertools, json, os, re, tempfile, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +13,9 @@ import pandas as pd
 import yaml
 
 import larvae_nb
-from .config import ConfigError, LarvaeError, atomic_path, atomic_write, claim_dir, load_config, output_dir, sweep_debris
+from .config import ConfigError, LarvaeError, load_config
+from .run import (DONE_FILE, EXPERIMENT_FILE, PIPELINE_FILE, Output, RunDir, SweepDir, atomic_path, atomic_write, claim_dir,
+                           output_dir, sweep_debris)
 from .plotting import plot_style
 
 # %% auto #0
@@ -96,25 +98,26 @@ def load_grid(path)->Grid:
     return Grid(check_name(d.get('name', path.stem), path), base, prod, zp, path)
 
 # %% ../nbs/15_sweeps.ipynb #aee4673e
-SWEEP_INPUTS = {'dataset/tracks.parquet': 'dataset', 'images/images.pt': 'images', 'features/features.parquet': 'features'} # in stage order
+SWEEP_INPUTS = {'tracks': 'dataset', 'images': 'images', 'features': 'features'} # what a point reads from the pipeline output, by the stage that writes it (in stage order)
 
 def point_inputs(data, # a `larvae pipeline` output
                 )->dict:
     "The paths a point reads from `data` (images, features, tracks, truth), or a one-line error naming what is missing."
     from larvae_nb.dataset import read_manifest
-    data = Path(data)
+    o = Output(data)
     fix = lambda stage: f"run `larvae pipeline --out {data} --until {stage}` first, or pass --data"
-    if not (data/'pipeline.json').is_file(): raise LarvaeError(f"{data}: not a pipeline output (no pipeline.json); {fix('features')}")
-    miss = [f for f in SWEEP_INPUTS if not (data/f).is_file()]
-    if miss: raise LarvaeError(f"{data}: missing {', '.join(miss)}, which a sweep point reads; {fix(SWEEP_INPUTS[miss[-1]])}")
-    try: src = Path(json.loads((data/'pipeline.json').read_text())['data'])
-    except (ValueError, KeyError, TypeError): raise LarvaeError(f"{data/'pipeline.json'}: unreadable; {fix('features')}") from None
-    return {'images': data/'images'/'images.pt', 'features': data/'features'/'features.parquet',
-            'tracks': data/'dataset'/'tracks.parquet', 'truth': read_manifest(src if src.is_absolute() else data/src).truth}
+    if not o.info_file.is_file(): raise LarvaeError(f"{data}: not a pipeline output (no {PIPELINE_FILE}); {fix('features')}")
+    miss = [k for k in SWEEP_INPUTS if not getattr(o, k).is_file()]
+    if miss: raise LarvaeError(f"{data}: missing {', '.join(str(getattr(o, k).relative_to(o.path)) for k in miss)}, which a sweep point reads; "
+                               f"{fix(SWEEP_INPUTS[miss[-1]])}")
+    try: src = o.data()
+    except (KeyError, TypeError): raise LarvaeError(f"{o.info_file}: unreadable; {fix('features')}") from None
+    return {'images': o.images, 'features': o.features, 'tracks': o.tracks, 'truth': read_manifest(src).truth}
+
 
 # %% ../nbs/15_sweeps.ipynb #1525356f
 TEMPLATE = Path(larvae_nb.__file__).parent/'templates'/'experiment.ipynb'
-DONE = 'done.json'
+DONE = DONE_FILE
 
 @contextlib.contextmanager
 def gpu_slot(n_gpus:int, lock_dir=None):
@@ -149,7 +152,7 @@ def run_point(point_dir, # this point's directory (its run directory)
     import papermill as pm
     point_dir = Path(point_dir)
     if (point_dir/DONE).is_file(): return {**json.loads((point_dir/DONE).read_text()), 'status': 'skipped'}
-    t0, nb = time.perf_counter(), point_dir/'experiment.ipynb'
+    t0, nb = time.perf_counter(), point_dir/EXPERIMENT_FILE
     rec = {'id': point_dir.name, 'overrides': list(overrides)}
     try:
         claim_dir(point_dir, 'sweep'); sweep_debris(point_dir)  # a larvae directory, without the temporary files of an interrupted try
@@ -246,7 +249,7 @@ def plan(grid:Grid, out, start_index:int=0, limit:int|None=None)->pd.DataFrame:
     out, pts = Path(out), grid.points()
     chosen = {p.id for p in _select(pts, start_index, limit)}
     rows = [{'id': p.id, 'index': p.index, **{k: _fmt(v) for k, v in p.values.items()},
-             'status': ('done' if (out/'points'/p.id/DONE).is_file() else 'to run') if p.id in chosen
+             'status': ('done' if (SweepDir(out).point(p.id)/DONE).is_file() else 'to run') if p.id in chosen
                        else ('refused' if not p.valid else 'not selected'), 'reason': p.error or ''} for p in pts]
     return pd.DataFrame(rows)
 
@@ -290,18 +293,18 @@ def sweep(grid, # a grid file or `Grid`
     point_inputs(data)
     with output_dir(out, 'larvae sweep'):
         _check_resume(grid, out, resume)
-        todo, pts = [p for p in sel if not (out/'points'/p.id/DONE).is_file()], grid.points()
+        todo, pts = [p for p in sel if not (SweepDir(out).point(p.id)/DONE).is_file()], grid.points()
         log(f"sweep {grid.name}: {len(pts)} points, {sum(not p.valid for p in pts)} refused by the config schema, "
             f"{len(sel) - len(todo)} already done, {len(todo)} to run on a {cluster} cluster")
-        atomic_write(out/'grid.yaml', yaml.safe_dump({'name': grid.name, 'base': grid.base, 'product': grid.product, 'zip': grid.zip}))
+        atomic_write(SweepDir(out).grid, yaml.safe_dump({'name': grid.name, 'base': grid.base, 'product': grid.product, 'zip': grid.zip}))
         records = _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log) if todo else []
         return summarise(out, grid, records, log=log)
 
 def _check_resume(grid:Grid, out:Path, resume:bool):
-    if not any((out/'points').glob('p-*')):
+    if not any(SweepDir(out).points.glob('p-*')):
         return  # nothing of an earlier sweep ran here
     if not resume: raise LarvaeError(f"{out}: holds a sweep already; rerun with --resume to continue it or choose another --out")
-    try: old = (yaml.safe_load((out/'grid.yaml').read_text()) or {}).get('base') or []
+    try: old = (yaml.safe_load(SweepDir(out).grid.read_text()) or {}).get('base') or []
     except (OSError, yaml.YAMLError, AttributeError): return
     if old != grid.base:
         raise LarvaeError(f"{out}: holds a sweep with base {old}, not {grid.base}; its points ran with that base, "
@@ -313,7 +316,7 @@ def _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log)->list
     cl, g = make_cluster(cluster, workers, gpus, cluster_config)
     records = []
     with reap_descendants(), cl, Client(cl) as client:
-        futs = [client.submit(run_point, out/'points'/p.id, p.overrides, data, g, key=f'point-{p.id}',
+        futs = [client.submit(run_point, SweepDir(out).point(p.id), p.overrides, data, g, key=f'point-{p.id}',
                               retries=2, pure=False, resources={'GPU': 1} if g else None) for p in todo]
         with tqdm(total=len(futs), desc='sweep', unit='point') as bar:
             for f in as_completed(futs):
@@ -327,8 +330,8 @@ def _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log)->list
 def point_metrics(point_dir)->dict:
     "The comparison numbers of one finished point (from its history.json and metrics.json)."
     point_dir = Path(point_dir)
-    h = json.loads((point_dir/'history.json').read_text())
-    m = json.loads((point_dir/'metrics.json').read_text())
+    h = json.loads(RunDir(point_dir).history.read_text())
+    m = json.loads(RunDir(point_dir).metrics.read_text())
     r = {'best_val_loss': h.get('best_val'), 'epochs': len(h['train']['total']), 'train_seconds': sum(h.get('train_seconds', []))}
     lg = m.get('logistic', {}).get('all', {})
     for k in ('logistic', 'mlp'):
@@ -348,7 +351,7 @@ def summarise(out, grid:Grid, records:list=(), log=print)->pd.DataFrame:
     failed = {r['id']: r for r in records if r['status'] == 'failed'}
     for p in grid.points():
         if not p.valid: continue
-        d = out/'points'/p.id
+        d = SweepDir(out).point(p.id)
         row = {'id': p.id, 'index': p.index, **{k: _fmt(v) if isinstance(v, (list, dict)) else v for k, v in p.values.items()}}
         if (d/DONE).is_file():
             row |= {'status': 'done', 'seconds': json.loads((d/DONE).read_text()).get('seconds')} | point_metrics(d)
@@ -358,9 +361,9 @@ def summarise(out, grid:Grid, records:list=(), log=print)->pd.DataFrame:
     df = pd.DataFrame(rows)
     if not len(df):
         log("no point of this grid has finished or failed here; no summary written"); return df
-    with atomic_path(out/'summary.parquet') as tmp: df.to_parquet(tmp, index=False)
-    with atomic_path(out/'summary.csv') as tmp: df.to_csv(tmp, index=False)
-    log(f"{int((df.status == 'done').sum())} points done; summary in {out/'summary.parquet'} and summary.csv")
+    with atomic_path(SweepDir(out).summary()) as tmp: df.to_parquet(tmp, index=False)
+    with atomic_path(SweepDir(out).summary('csv')) as tmp: df.to_csv(tmp, index=False)
+    log(f"{int((df.status == 'done').sum())} points done; summary in {SweepDir(out).summary()} and .csv")
     for r in failed.values(): log(f"FAILED {r['id']}: {r.get('error')} (notebook: {r.get('notebook', '-')})")
     return df
 

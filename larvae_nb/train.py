@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_train.ipynb #65641164
 from __future__ import annotations
-import copy, json, math, pickle, random, time
+import copy, json, math, random, time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -13,23 +13,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import (Config, LarvaeError, EVENT_KEY, atomic_path, atomic_write, config_hash, flag_overrides,
-                              claim_dir, load_config, make_run_dir, output_dir, pick_device, save_config, seed_everything)
+from .config import Config, LarvaeError, config_hash, flag_overrides, load_config, pick_device, seed_everything
+from .keys import EVENT_KEY
+from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
+                           atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch)
 from .images import ImageSet, apply_transform, fit_transform
 from .model import VAE, vae_loss
 from .plotting import plot_style, savefig
 
 # %% auto #0
-__all__ = ['RETRAIN', 'TRANSFORM_FILE', 'SPLIT_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE', 'images_file',
-           'load_images', 'split_events', 'get_split', 'assign_split', 'train_epoch', 'evaluate', 'sanity_check',
-           'rng_state', 'set_rng_state', 'save_torch', 'load_torch', 'plot_history', 'EarlyStopping', 'proton_data',
-           'train', 'train_cmd']
+__all__ = ['images_file', 'load_images', 'split_events', 'get_split', 'assign_split', 'train_epoch', 'evaluate', 'sanity_check',
+           'rng_state', 'set_rng_state', 'plot_history', 'EarlyStopping', 'proton_data', 'train', 'train_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
     "The images file behind `path` (a file, or a directory holding `images.pt`)."
     p = Path(path)
-    return p/'images.pt' if p.is_dir() else p
+    return p/IMAGES_FILE if p.is_dir() else p
 
 def load_images(images)->ImageSet:
     "An `ImageSet` from memory, a file or a directory; `LarvaeError` when it is missing."
@@ -150,8 +150,6 @@ def sanity_check(model, xb:torch.Tensor, tc)->float:
     return t.total.item()
 
 # %% ../nbs/11_train.ipynb #decf2db9
-RETRAIN = 'retrain the run (`larvae train --overwrite` with the same options)'  # the fix for an unreadable run file
-
 def rng_state(gen:torch.Generator)->dict:
     "The random states training depends on, as tensors and plain values (readable with `weights_only=True`)."
     key, mt, pos, has_gauss, gauss = np.random.get_state()
@@ -164,26 +162,6 @@ def set_rng_state(state:dict, gen:torch.Generator):
     torch.set_rng_state(state['torch']); gen.set_state(state['shuffle']); random.setstate(state['python'])
     np.random.set_state((n['key'], n['mt'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
 
-def save_torch(obj, path):
-    "`torch.save` atomically."
-    with atomic_path(path) as tmp: torch.save(obj, tmp)
-    return Path(path)
-
-def load_torch(path, # a file written by `save_torch`
-               what:str='file', # what it holds, for messages (e.g. 'checkpoint')
-               fix:str=RETRAIN, # what to do when it cannot be used
-               keys=(), # top-level keys the file's dict must hold
-              ):
-    "`torch.load(weights_only=True)` on the CPU: tensors and plain values only, no code in the file runs; one-line errors."
-    path = Path(path)
-    if not path.is_file(): raise LarvaeError(f"{path}: {what} not found; {fix}")
-    refused = f"{path}: not a larvae {what} file, or written by an older larvae_nb; it was not loaded (loading it could run code); {fix}"
-    try: obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError: raise LarvaeError(refused) from None
-    except Exception as e:
-        raise LarvaeError(f"{path}: cannot read the {what} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); {fix}") from None
-    if keys and not (isinstance(obj, dict) and set(keys) <= set(obj)): raise LarvaeError(refused)
-    return obj
 
 # %% ../nbs/11_train.ipynb #b9a158d7
 def plot_history(history:dict, path=None):
@@ -221,8 +199,6 @@ class EarlyStopping:
     def stop(self)->bool: return self.wait >= self.patience
 
 # %% ../nbs/11_train.ipynb #e5e2ce6e
-TRANSFORM_FILE, SPLIT_FILE, CHECKPOINT_FILE, MODEL_FILE, HISTORY_FILE = 'transform.pt', 'split.parquet', 'checkpoint.pt', 'model.pt', 'history.json'
-
 def _n_events(keys): return int(len(keys[list(EVENT_KEY)].drop_duplicates()))
 
 def _check_finite(epoch:int, which:str, losses:dict, settings:str):
@@ -233,7 +209,7 @@ def _check_finite(epoch:int, which:str, losses:dict, settings:str):
 
 def _check_run_config(run_dir:Path, cfg:Config, resume:bool):
     "Save the config in `run_dir`; a resumed run must have the same one."
-    saved = run_dir/'config.yaml'
+    saved = run_dir/CONFIG_FILE
     if resume and saved.exists() and config_hash(load_config(saved)) != config_hash(cfg):
         raise LarvaeError(f"{saved}: this run was made with another config; resume it with that config or start a new run")
     if (run_dir/CHECKPOINT_FILE).exists() and not resume:
@@ -277,7 +253,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
     keys, lab, x_tr, x_va = proton_data(imgs, cfg, run_dir, device)
     if len(x_tr) < 2: raise _no_step(len(x_tr), f"{run_dir/SPLIT_FILE}")
     seed_everything(seed)
-    model = VAE.from_config(cfg.model).to(device)
+    model = VAE(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     hist = {'train': {k: [] for k in ('total', 'recon', 'kl')}, 'val': {k: [] for k in ('total', 'recon', 'kl')},
@@ -325,7 +301,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
     save_torch(model.state_dict(), run_dir/MODEL_FILE)
     atomic_write(run_dir/HISTORY_FILE, json.dumps(hist, indent=1))
     import matplotlib.pyplot as plt
-    plt.close(plot_history(hist, run_dir/'loss_curves.png'))
+    plt.close(plot_history(hist, run_dir/f'{LOSS_FIGURE}.png'))
     return hist
 
 # %% ../nbs/11_train.ipynb #2ca2a7d9

@@ -1,6 +1,6 @@
 """Bad input to `larvae dataset` (manifest, keyed CSVs, raw ROOT files, options, output directory, old tracks files)
 and a killed stage: one line naming the file, non-zero exit, nothing half-written, no orphaned workers."""
-import multiprocessing, os, shutil, signal, subprocess, sys, time, warnings
+import multiprocessing, os, shutil, signal, subprocess, time, warnings
 from pathlib import Path
 
 import awkward as ak
@@ -9,7 +9,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from larvae_nb.config import EVENT_KEY, LarvaeError, LarvaeWarning, load_config
+from larvae_nb.config import LarvaeError, LarvaeWarning, load_config
+from larvae_nb.keys import EVENT_KEY
 from larvae_nb.dataset import MANIFEST, dataset_cmd, imap_bounded, read_beamline, read_lifetime, read_manifest, read_reco
 from larvae_nb.physics import dedx_table, write_dedx_table
 from larvae_nb.root_io import RawWriter, iterate_planes, write_tree

@@ -5,7 +5,6 @@ a bad output location is one line. (16_cli and 00_config show the mechanisms; 19
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import psutil
 import pytest

@@ -1,6 +1,5 @@
 """`larvae images` and `larvae features` end to end on a small synthetic tracks.parquet, and their bad-input errors."""
-import subprocess, sys
-from pathlib import Path
+import subprocess
 
 import numpy as np
 import pandas as pd

@@ -2,10 +2,10 @@
 import json, subprocess, sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from larvae_nb.config import TRACK_KEY, AnalysisConfig, LarvaeError
+from larvae_nb.config import AnalysisConfig, LarvaeError
+from larvae_nb.keys import TRACK_KEY
 from larvae_nb.latents import SPLIT_SAMPLE, analyse, latent_columns, synthetic_latents
 
 LARVAE = str(Path(sys.executable).with_name('larvae'))

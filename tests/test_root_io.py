@@ -1,12 +1,13 @@
 "Bad input to larvae_nb.root_io: every problem is one LarvaeError line naming the file and what to do."
-import shutil, warnings
+import shutil
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
-from larvae_nb.config import EVENT_KEY, LarvaeError
+from larvae_nb.config import LarvaeError
+from larvae_nb.keys import EVENT_KEY
 from larvae_nb.root_io import RawWriter, event_index, find_raw_tree, iterate_planes, write_tree
 
 TICKS = 32

@@ -2,7 +2,7 @@
 checkpoint.pt, an inference .npz) or at the UMAP cache path is refused in one line naming the file, and the code
 it carries never runs. Also: results that would be silently wrong (a diverged training, weights of another
 architecture, a batch size of 0) are one-line errors."""
-import os, pickle, shutil, subprocess, sys
+import os, pickle, shutil, subprocess
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,7 @@ def test_planted_umap_cache_is_refused(tmp_path):
 
 def test_weights_of_another_architecture_are_refused(copy):
     images, runs, run = copy
-    other = VAE.from_config(load_config(overrides=['model.channels=[4,8]', 'model.latent=4', 'model.kernel=3']).model)
+    other = VAE(load_config(overrides=['model.channels=[4,8]', 'model.latent=4', 'model.kernel=3']).model)
     torch.save(other.state_dict(), run / 'model.pt')
     one_line_error(larvae('infer', '--run', run), f"{run / 'model.pt'}: weights do not fit the run's model config",
                    'retrain or use the matching config')

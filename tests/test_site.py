@@ -48,3 +48,29 @@ def test_nbdev_proc_nbs_succeeds(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     processed = {p.name for p in (proj/'_proc').rglob('*.ipynb')}
     assert {p.name for p in NBS.glob('*.ipynb')} <= processed
+
+
+def test_every_notebook_names_its_kernel():
+    # papermill and `jupyter execute` then need no `-k`; nbdev_clean keeps the kernelspec
+    import json
+    for p in sorted(NBS.glob('*.ipynb')) + [ROOT/'larvae_nb'/'templates'/'experiment.ipynb']:
+        ks = json.loads(p.read_text())['metadata'].get('kernelspec') or {}
+        assert ks.get('name') == 'python3' and ks.get('language') == 'python', (p.name, ks)
+
+
+def test_a_wheel_ships_the_report_notebooks(tmp_path):
+    # the report stage must work from an installed package, not only from a git checkout
+    import zipfile
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    wheel, = tmp_path.glob('larvae_nb-*.whl')
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path/'site')
+    from larvae_nb.report import REPORTS
+    assert {f'larvae_nb/reports/{n}' for n in REPORTS} <= names, sorted(n for n in names if 'report' in n)
+    assert {'larvae_nb/configs/pipeline.yaml', 'larvae_nb/templates/experiment.ipynb'} <= names
+    code = "import larvae_nb.report as r; print(*r.report_notebooks(), sep='\\n')"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, 'PYTHONPATH': str(tmp_path/'site')}, check=True).stdout.split()
+    assert all(Path(p).parent == (tmp_path/'site'/'larvae_nb'/'reports').resolve() for p in out), out

@@ -53,12 +53,12 @@ class _Chunk:
 def main(n_planes=40):
     col, ind = make_planes(n_planes, False), make_planes(n_planes, True, seed=1000)
     for name, planes, thr in (('collection', col, 15.), ('induction', ind, 7.)):
-        base = rate(lambda p: seed_pattern(p, thr), planes)
+        base = rate(lambda p, thr=thr: seed_pattern(p, thr), planes)
         print(f"{name} plane, {n_planes} planes of 240x3072")
         print(f"  {'seed skimage label+regionprops':>32}: {base:8.1f} planes/s  (baseline)")
         for alg in ALGORITHMS:
             cfg = ClusterConfig(algorithm=alg)
-            r = rate(lambda p: find_clusters(p, cfg, name), planes)
+            r = rate(lambda p, cfg=cfg, name=name: find_clusters(p, cfg, name), planes)
             print(f"  {alg:>32}: {r:8.1f} planes/s  {r/base:5.2f} x baseline  ({1e3/r:.2f} ms/plane)")
     cfg = ClusterConfig()
     ch = _Chunk(col, ind)

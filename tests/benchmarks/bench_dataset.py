@@ -9,7 +9,7 @@ Simulates a data directory (proton sample only, channel-mapped layout, full 3072
  - the ratios (targets: >= 0.6 x bare read, >= 8 x one-at-a-time),
  - peak RSS of the stage (parent + workers, sampled) at --small and --events events (target ratio <= 1.2).
 """
-import argparse, json, os, subprocess, sys, tempfile, threading, time
+import argparse, json, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import psutil

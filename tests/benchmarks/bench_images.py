@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from larvae_nb.config import ImageConfig
-from larvae_nb.images import PLANES, crop_to_canvas, make_images
+from larvae_nb.images import crop_to_canvas, make_images
 
 
 def toy_rows(n, seed=0):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import uproot
 
-from larvae_nb.config import EVENT_KEY
+from larvae_nb.keys import EVENT_KEY
 from larvae_nb.root_io import LAYOUT_BRANCHES, N_WIRES, RawWriter, iterate_planes
 
 
@@ -81,9 +81,9 @@ def main():
               f"one-at-a-time on {a.subset}, best of {a.repeat}")
         for layout, (path, secs) in files.items():
             print(f"\n[{layout}] file {path.stat().st_size/2**20:.0f} MiB, RawWriter {a.events/secs:.1f} events/s")
-            r_ours = rate(lambda: ours(path, a.chunk), a.events, a.repeat)
-            r_bare = rate(lambda: bare(path, layout, a.chunk), a.events, a.repeat)
-            r_one = rate(lambda: one_at_a_time(path, layout, a.subset), a.subset, a.repeat)
+            r_ours = rate(lambda path=path: ours(path, a.chunk), a.events, a.repeat)
+            r_bare = rate(lambda path=path, layout=layout: bare(path, layout, a.chunk), a.events, a.repeat)
+            r_one = rate(lambda path=path, layout=layout: one_at_a_time(path, layout, a.subset), a.subset, a.repeat)
             print(f"  (a) iterate_planes          {r_ours:8.1f} events/s")
             print(f"  (b) bare chunked uproot     {r_bare:8.1f} events/s")
             print(f"  (c) one event at a time     {r_one:8.1f} events/s")

@@ -38,7 +38,7 @@ def random_images(n, kaons=0, seed=0):
 def bare_loop(x, cfg, epochs):
     "The reference: the same model, optimiser and loss in a plain loop over in-memory tensors; images/s per epoch."
     torch.manual_seed(0)
-    model = VAE.from_config(cfg.model)
+    model = VAE(cfg.model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
     tc, rates = cfg.train, []
     model.train()
@@ -59,7 +59,7 @@ def bare_loop(x, cfg, epochs):
 def interleaved(x, cfg, rounds):
     "Per-round ratio of `train_epoch` (the loop `train` runs) to the bare loop, alternating epochs so load drift cancels."
     torch.manual_seed(0)
-    ours = VAE.from_config(cfg.model)
+    ours = VAE(cfg.model)
     opt = torch.optim.AdamW(ours.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
     gen, ratios = torch.Generator().manual_seed(0), []
     for _ in range(rounds):
