@@ -110,7 +110,7 @@ def beamline_record(rng:np.random.Generator, # the event's generator
 
 # %% ../nbs/02_detsim.ipynb #10362a37
 T_TABLE = np.geomspace(0.01, 5000., 2400) # kinetic-energy grid of the transport tables [MeV]
-KAPPA_GAUSS = 1.0 # Vavilov kappa above which step losses are Gaussian
+KAPPA_GAUSS = 1.0 # above this kappa (over a wire pitch) step losses are Gaussian with the Bohr variance
 RANGE_STRAGGLING = 0.011 # relative rms of the range (Bohr straggling of hadrons in LAr, [M])
 MCS_REF_CM = 5.0 # Highland angle is evaluated over this length and scaled as sqrt(step) [cm]
 
@@ -119,40 +119,53 @@ def _tables(species:str)->dict:
     "Per-species lookup tables: range, Landau xi per cm, W_max, variance, Highland angle, beta*gamma."
     T = T_TABLE
     p = phys.ke_to_momentum(species, T)
+    bg = phys.beta_gamma(species, T)
     return dict(T=T, R=phys.csda_range(species, T), xi1=phys.landau_xi(species, T, 1.),
                 wmax=phys.max_energy_transfer(species, T), var=phys.dedx_variance(species, T),
-                th=phys.highland_theta0(species, p, MCS_REF_CM), bg=phys.beta_gamma(species, T), p=p)
+                th=phys.highland_theta0(species, p, MCS_REF_CM), bg=bg, beta2=bg**2 / (1 + bg**2), p=p)
 
 def _T_of_R(tb, R): return np.interp(R, tb['R'], tb['T'], left=0.)
 def _at(tb, key, T): return np.interp(T, tb['T'], tb[key])
 
+
+# %% ../nbs/02_detsim.ipynb #37dc8919
 @functools.lru_cache(maxsize=None)
 def _landau_table():
-    "Standard Landau CDF and truncated mean on a grid of lambda."
-    from scipy import stats
+    "Landau's phi(lambda) on a grid: CDF and the partial moments int lambda^k phi up to each grid point (k = 1, 2)."
     lam = np.concatenate([np.linspace(-3.8, 30., 5000), np.geomspace(30.02, 1e6, 3000)])
-    pdf, cdf = stats.landau.pdf(lam), stats.landau.cdf(lam)
+    pdf, cdf = phys.landau_pdf(lam), phys.landau_cdf(lam)
     cdf = np.maximum.accumulate(cdf + 1e-15 * np.arange(len(cdf)) / len(cdf))
-    m1 = np.concatenate([[0.], np.cumsum(0.5 * (lam[1:] * pdf[1:] + lam[:-1] * pdf[:-1]) * np.diff(lam))])
-    return lam, cdf, m1 / np.maximum(cdf, 1e-300)
+    trap = lambda f: np.concatenate([[0.], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(lam))])
+    return lam, cdf, trap(lam * pdf), trap(lam**2 * pdf)
 
+def _spin_landau(rng, lmax, b2k, lam, cdf):
+    "Draw lambda from phi truncated at `lmax`, weighted by the spin factor 1 - beta^2 kappa lambda (by rejection)."
+    out, todo = np.empty(len(lmax)), np.arange(len(lmax))
+    while len(todo):
+        l = np.interp(rng.random(len(todo)) * np.interp(lmax[todo], lam, cdf), cdf, lam)
+        ok = rng.random(len(todo)) * (1 + 3.8 * b2k[todo]) <= 1 - b2k[todo] * l
+        out[todo[ok]] = l[ok]; todo = todo[~ok]
+    return out
+
+# %% ../nbs/02_detsim.ipynb #57287c00
 def step_losses(rng:np.random.Generator, # the event's generator
                 species:str, # particle species
                 T, # kinetic energy at the middle of each step [MeV]
                 ds, # step lengths [cm]
                 mean, # mean (Bethe) energy loss of each step [MeV]
                )->np.ndarray:
-    "Energy deposited in each step [MeV]: truncated Landau (small kappa) or Gaussian (large kappa) around `mean`."
-    tb, (lam, cdf, tmean) = _tables(species), _landau_table()
-    T, ds, mean = np.asarray(T, float), np.asarray(ds, float), np.asarray(mean, float)
+    "Energy deposited in each step [MeV]: Landau-Vavilov (kappa < KAPPA_GAUSS) or Gaussian, both with the Bethe mean."
+    tb, (lam, cdf, m1, m2) = _tables(species), _landau_table()
+    T, mean = np.asarray(T, float).ravel(), np.asarray(mean, float).ravel()
+    ds = np.broadcast_to(np.asarray(ds, float), T.shape)
     xi, wmax = _at(tb, 'xi1', T) * ds, _at(tb, 'wmax', T)
-    kappa = xi / wmax
-    lmax = np.clip(1. / np.maximum(kappa, 1e-12), lam[1], lam[-1])
-    fmax = np.interp(lmax, lam, cdf)
-    l = np.interp(rng.random(T.shape) * fmax, cdf, lam)
-    landau = mean + xi * (l - np.interp(lmax, lam, tmean))
+    lmax, b2k = wmax / xi, _at(tb, 'beta2', T) * xi / wmax  # no collision gives more than W_max
+    c, a1, a2 = (np.interp(lmax, lam, m) for m in (cdf, m1, m2))
+    lmean = (a1 - b2k * a2) / (c - b2k * a1)  # mean of the spin-weighted truncated law
+    landau = mean + xi * (_spin_landau(rng, lmax, b2k, lam, cdf) - lmean)
     gauss = mean + np.sqrt(_at(tb, 'var', T) * ds) * rng.standard_normal(T.shape)
-    return np.maximum(np.where(kappa < KAPPA_GAUSS, landau, gauss), 0.)
+    kref = _at(tb, 'xi1', T) * phys.EFFECTIVE_PITCH / wmax
+    return np.maximum(np.where(kref < KAPPA_GAUSS, landau, gauss), 0.)
 
 # %% ../nbs/02_detsim.ipynb #52a91675
 CTAU_CM = {'kaon': 371.1, 'pion': 780.45} # mean decay length c*tau [cm] (PDG 2024; References)
