@@ -18,11 +18,11 @@ from .keys import EVENT_KEY
 from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 
 # %% auto #0
-__all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'TRACKS_SCHEMA', 'SCHEMA_KEY', 'CAL_PREFIX', 'Sample',
-           'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job', 'count_by_label', 'process_entries',
-           'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes', 'read_reco', 'pid_tables', 'cluster_pid',
-           'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd', 'cutflow_by', 'stops_in_argon',
-           'pid_vs_truth']
+__all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'BEAM_EXTRAS', 'TRACKS_SCHEMA', 'SCHEMA_KEY', 'CAL_PREFIX',
+           'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job', 'count_by_label',
+           'process_entries', 'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes', 'read_reco',
+           'pid_tables', 'cluster_pid', 'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd', 'cutflow_by',
+           'stops_in_argon', 'pid_vs_truth']
 
 # %% ../nbs/08_dataset.ipynb #bac656a3
 MANIFEST = 'larvae-data.yaml'
@@ -141,10 +141,11 @@ def _read_keyed_csv(path:Path, required:tuple, what:str, key:tuple=EVENT_KEY)->p
         raise LarvaeError(f"{path}: {int(dup.sum())} rows of the {what} CSV share {which}; keep one row per {'event' if event_key else 'key'}")
     return df
 
-BEAM_VALUES = ('p', 'm', 'beamline_mass') # the beamline CSV's value columns [MeV/c, MeV/c2, MeV/c2]
+BEAM_VALUES = ('p', 'm', 'beamline_mass') # LArIAT's picky+match.csv: picky flag (0/1), match flag (0/1), measured mass [MeV/c2]
+BEAM_EXTRAS = ('beamline_momentum_mevc', 'tof_ns') # optional: measured WC momentum [MeV/c], time of flight [ns] (larvae's simulation writes them)
 
 def read_beamline(path)->pd.DataFrame:
-    "The beamline CSV: run, subrun, event, p [MeV/c], m [MeV/c2], beamline_mass; rows without finite values are dropped with a warning."
+    "The beamline CSV: run, subrun, event, p (picky flag), m (match flag), beamline_mass [MeV/c2] (+ optional extras); rows without finite values are dropped with a warning."
     path = Path(path)
     df = _read_keyed_csv(path, EVENT_KEY + BEAM_VALUES, 'beamline')
     vals = df[list(BEAM_VALUES)].apply(pd.to_numeric, errors='coerce').astype(float)
@@ -154,7 +155,8 @@ def read_beamline(path)->pd.DataFrame:
         if bad.all(): raise LarvaeError(f"{path}: no row of the beamline CSV has finite numbers in p, m and beamline_mass (e.g. {row}); fix the file")
         warn(f"{path}: dropped {int(bad.sum())} of {len(df)} beamline row(s) whose p, m or beamline_mass is empty, infinite or not a number "
              f"(e.g. data row {i + 1}: {row}); their tracks get no beamline values")
-    return pd.concat([df.loc[~bad, list(EVENT_KEY)], vals[~bad]], axis=1).reset_index(drop=True)
+    extra = df[[c for c in BEAM_EXTRAS if c in df.columns]].apply(pd.to_numeric, errors='coerce').astype(float)
+    return pd.concat([df.loc[~bad, list(EVENT_KEY)], vals[~bad], extra[~bad]], axis=1).reset_index(drop=True)
 
 # %% ../nbs/08_dataset.ipynb #6463bdef
 import pyarrow as pa

@@ -19,19 +19,22 @@ from .run import MARKER, atomic_path, atomic_write, output_dir
 
 # %% auto #0
 __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TRIGGER_TICKS', 'PLANE_DELAY_US', 'PEDESTAL',
-           'ADC_MAX', 'WC_P_EDGES', 'WC_P_WEIGHTS', 'UPSTREAM_LAR_CM', 'MIN_ENTRY_RANGE_CM', 'BEAM_CENTRE',
-           'BEAM_HALF_WIDTH', 'BEAM_HALF_ANGLE_DEG', 'P_RESOLUTION', 'TOF_RESOLUTION_NS', 'BEAMLINE_RECORD_EFFICIENCY',
-           'SAMPLE_SPECIES', 'T_TABLE', 'KAPPA_GAUSS', 'RANGE_STRAGGLING', 'MCS_REF_CM', 'CTAU_CM',
-           'INTERACTION_LENGTH_CM', 'INTERACTION_T_MIN', 'MAX_PATH_CM', 'K_DECAY_MODES', 'MUON_TAU_US', 'MICHEL_EMAX',
-           'PHOTON_CONVERSION_CM', 'STUB_T_MEAN', 'STUB_MULTIPLICITY', 'KAON_QUASIELASTIC', 'EM_CRITICAL_MEV',
-           'EM_STEP_CM', 'EM_DEDX', 'EM_BRANCH_MEV', 'MAX_GENERATIONS', 'MIN_TRANSPORT_T', 'LIFETIME_QUANTILES',
-           'SHAPING_US', 'SHAPER_ORDER', 'FIELD_US', 'GAIN', 'RESPONSE_TICKS', 'COHERENT_GROUP', 'NOISE_BANK_SIZE',
-           'RECO_END_SMEAR_CM', 'RECO_MIN_HITS', 'SAMPLE_CODE', 'EVENTS_PER_SUBRUN', 'MANIFEST_NAME', 'SAMPLE_FILES',
-           'RAW_TREE', 'CALIBRATION_TARGETS', 'wire_coordinate', 'wire_of', 'tick_of', 'draw_beam', 'beamline_record',
-           'step_losses', 'Track', 'inside', 'transport', 'decay_at_rest', 'Particle', 'end_products', 'em_deposits',
-           'simulate_particles', 'draw_lifetime', 'drifted_charge', 'response', 'charge_to_planes', 'noise_bank',
-           'digitise', 'reco_hits', 'SimEvent', 'event_key', 'event_rng', 'draw_species', 'dead_channels',
-           'simulate_event', 'simulate', 'simulate_cmd', 'calibration_figures']
+           'ADC_MAX', 'WC_P_EDGES', 'WC_P_WEIGHTS', 'KAON_P_MEVC', 'UPSTREAM_LAR_CM', 'MIN_ENTRY_RANGE_CM',
+           'BEAM_CENTRE', 'BEAM_HALF_WIDTH', 'BEAM_HALF_ANGLE_DEG', 'BEAM_COMPOSITION', 'PICKY_FRACTION',
+           'P_RESOLUTION', 'TOF_RESOLUTION_NS', 'TOF_EARLY_TAIL', 'MASS_WINDOWS', 'SAMPLE_NEEDS_PICKY', 'T_TABLE',
+           'KAPPA_GAUSS', 'RANGE_STRAGGLING', 'MCS_REF_CM', 'CTAU_CM', 'INTERACTION_LENGTH_CM', 'INTERACTION_T_MIN',
+           'MAX_PATH_CM', 'K_DECAY_MODES', 'MUON_TAU_US', 'MICHEL_EMAX', 'PHOTON_CONVERSION_CM', 'STUB_T_MEAN',
+           'STUB_MULTIPLICITY', 'KAON_QUASIELASTIC', 'EM_CRITICAL_MEV', 'EM_STEP_CM', 'EM_DEDX', 'EM_BRANCH_MEV',
+           'MAX_GENERATIONS', 'MIN_TRANSPORT_T', 'LIFETIME_QUANTILES', 'SHAPING_US', 'SHAPER_ORDER', 'FIELD_US', 'GAIN',
+           'RESPONSE_TICKS', 'COHERENT_GROUP', 'NOISE_BANK_SIZE', 'HIT_THRESHOLD_ADC', 'HIT_MIN_TICKS', 'HIT_PAD_TICKS',
+           'ENTRY_WIRES', 'TRACK_GAP_WIRES', 'TRACK_TOL_TICKS', 'MIN_TRACK_HITS', 'HIT_CALIBRATION', 'BEAM_X_RANGE_CM',
+           'MATCH_Z_CM', 'SAMPLE_CODE', 'EVENTS_PER_SUBRUN', 'MANIFEST_NAME', 'SAMPLE_FILES', 'RAW_TREE',
+           'BEAMLINE_COLUMNS', 'CALIBRATION_TARGETS', 'wire_coordinate', 'wire_of', 'tick_of', 'wc_momentum',
+           'draw_beam', 'beamline_candidates', 'in_window', 'select_beam', 'step_losses', 'Track', 'inside',
+           'transport', 'decay_at_rest', 'Particle', 'end_products', 'em_deposits', 'simulate_particles',
+           'draw_lifetime', 'drifted_charge', 'response', 'charge_to_planes', 'noise_bank', 'digitise', 'find_hits',
+           'build_track', 'calorimetry', 'RecoTrack', 'reconstruct', 'SimEvent', 'event_key', 'event_rng',
+           'dead_channels', 'simulate_event', 'simulate', 'simulate_cmd', 'calibration_figures']
 
 # %% ../nbs/02_detsim.ipynb #aebed8c7
 ACTIVE_LO = np.array([0., -20., 0.]) # lower corner of the active volume (x drift, y, z beam) [cm] (LArIAT LS-gdml; References)
@@ -69,26 +72,27 @@ def tick_of(plane:str, # 'induction' or 'collection'
 # %% ../nbs/02_detsim.ipynb #259bf5b0
 WC_P_EDGES = np.arange(300., 1001., 100.) # WC momentum bins [MeV/c] (LArIAT LS-match; References)
 WC_P_WEIGHTS = np.array([0.54, 0.84, 0.97, 1.0, 0.62, 0.23, 0.09]) # relative weights per bin (LArIAT LS-match; References)
+KAON_P_MEVC = (600., 400.) # K+ beam-like momentum P0, sigma [MeV/c] (LArIAT LS-gen; References)
 UPSTREAM_LAR_CM = 6.0 # range lost between WC4 and the TPC face, LAr-equivalent [cm] (choice within the 8.6-36 MeV of LArIAT's macros, LS-match)
 MIN_ENTRY_RANGE_CM = 1.0 # a particle must carry at least this range into the TPC to trigger [cm]
 BEAM_CENTRE = (22.5, 0.) # beam spot centre (x, y) on the TPC face [cm] (LArIAT LS-gen; References)
 BEAM_HALF_WIDTH = 5.0 # uniform half-width of the beam spot in x and y [cm] (LArIAT LS-gen; References)
 BEAM_HALF_ANGLE_DEG = (5.0, 3.3) # uniform half-widths of the xz and yz angles [deg] (LArIAT LS-gen; References)
-P_RESOLUTION = 0.02 # relative WC momentum resolution (unconfirmed placeholder; References: LArIAT)
-TOF_RESOLUTION_NS = 0.5 # time-of-flight resolution [ns] (unconfirmed placeholder; References: LArIAT)
-BEAMLINE_RECORD_EFFICIENCY = 0.98 # fraction of events with a beamline record (choice)
-SAMPLE_SPECIES = {'proton': 'proton', 'kaon': 'kaon'} # the species each sample is selected as
+
+def wc_momentum(rng:np.random.Generator, species:str, n:int)->np.ndarray:
+    "`n` true momenta at the wire chambers [MeV/c] from the species' spectrum."
+    if species == 'kaon':
+        p = rng.normal(*KAON_P_MEVC, 8 * n + 16)
+        return p[(p > WC_P_EDGES[0]) & (p < WC_P_EDGES[-1])][:n]
+    i = np.searchsorted(np.cumsum(WC_P_WEIGHTS) / WC_P_WEIGHTS.sum(), rng.random(n))
+    return WC_P_EDGES[i] + 100. * rng.random(n)
 
 def draw_beam(rng:np.random.Generator, # the event's generator
               species:str, # the particle's true species
+              p_wc:float, # its true momentum at the wire chambers [MeV/c]
              )->dict:
-    "The beam particle at the TPC face: WC momentum, entry kinetic energy, position and direction."
-    cdf = np.cumsum(WC_P_WEIGHTS) / WC_P_WEIGHTS.sum()
-    for _ in range(1000):
-        i = int(np.searchsorted(cdf, rng.random()))
-        p_wc = WC_P_EDGES[i] + 100. * rng.random()
-        R = float(phys.csda_range(species, phys.momentum_to_ke(species, p_wc))) - UPSTREAM_LAR_CM
-        if R >= MIN_ENTRY_RANGE_CM: break
+    "The beam particle at the TPC face: entry kinetic energy, position and direction."
+    R = max(float(phys.csda_range(species, phys.momentum_to_ke(species, p_wc))) - UPSTREAM_LAR_CM, MIN_ENTRY_RANGE_CM)
     T = float(phys.ke_from_range(species, R))
     x0 = BEAM_CENTRE[0] + BEAM_HALF_WIDTH * (2 * rng.random() - 1)
     y0 = BEAM_CENTRE[1] + BEAM_HALF_WIDTH * (2 * rng.random() - 1)
@@ -98,21 +102,51 @@ def draw_beam(rng:np.random.Generator, # the event's generator
                 pos=np.array([x0, y0, 1e-4]), dir=d, theta_xz=math.degrees(txz), theta_yz=math.degrees(tyz))
 
 # %% ../nbs/02_detsim.ipynb #589c85d5
-def beamline_record(rng:np.random.Generator, # the event's generator
-                    sample:str, # 'proton' or 'kaon': the species the sample was selected as
-                    beam:dict, # from `draw_beam`
-                   )->dict|None:
-    "Measured WC momentum `p`, TOF mass `m` and the selection's `beamline_mass` (None: no WC track)."
-    if rng.random() > BEAMLINE_RECORD_EFFICIENCY: return None
-    sel = SAMPLE_SPECIES[sample]
-    p_meas = beam['p_wc'] * (1 + P_RESOLUTION * rng.standard_normal())
-    # the selected hypothesis's TOF: the true one for the selected species, an accidental match for contaminants
-    tof = phys.tof_ns(sel, beam['p_wc']) + TOF_RESOLUTION_NS * rng.standard_normal()
-    return dict(p=float(p_meas), m=float(phys.beamline_mass(p_meas, tof)), beamline_mass=phys.mass(sel))
+BEAM_COMPOSITION = {'pion': 0.60, 'muon': 0.06, 'proton': 0.32, 'kaon': 0.02} # beam particles reaching the TPC (choice, tuned)
+PICKY_FRACTION = 0.2 # fraction of WC tracks that are picky (choice, tuned)
+P_RESOLUTION = {True: 0.02, False: 0.15} # relative WC momentum resolution, picky / not (tuned; LArIAT's is unpublished)
+TOF_RESOLUTION_NS = 0.8 # time-of-flight resolution [ns] (tuned; unpublished)
+TOF_EARLY_TAIL = (0.08, 3.0) # fraction of early TOF hits, mean earliness [ns] (tuned)
+MASS_WINDOWS = {'proton': (600., 1600.), 'kaon': (350., 650.)} # beamline-mass windows [MeV/c2] (seed study; References)
+SAMPLE_NEEDS_PICKY = {'proton': True, 'kaon': False}
+
+def beamline_candidates(rng:np.random.Generator, n:int, species:str|None=None)->pd.DataFrame:
+    "`n` measured beam particles (true species and WC momentum; picky, measured momentum, TOF, mass)."
+    names = np.array(list(BEAM_COMPOSITION)); f = np.array(list(BEAM_COMPOSITION.values()))
+    sp = np.full(n, species) if species else names[np.searchsorted(np.cumsum(f) / f.sum(), rng.random(n))]
+    p, tof = np.zeros(n), np.zeros(n)
+    for s in set(sp):
+        k = sp == s; p[k] = wc_momentum(rng, s, int(k.sum())); tof[k] = phys.tof_ns(s, p[k])
+    picky = rng.random(n) < PICKY_FRACTION
+    pm = np.maximum(p * (1 + np.where(picky, P_RESOLUTION[True], P_RESOLUTION[False]) * rng.standard_normal(n)), 50.)
+    tof = tof + TOF_RESOLUTION_NS * rng.standard_normal(n) - (rng.random(n) < TOF_EARLY_TAIL[0]) * rng.exponential(TOF_EARLY_TAIL[1], n)
+    tof = np.maximum(tof, 1.)
+    return pd.DataFrame(dict(species=sp, p_wc=p, picky=picky, beamline_momentum_mevc=pm, tof_ns=tof,
+                             beamline_mass=phys.beamline_mass(pm, tof)))
+
+# %% ../nbs/02_detsim.ipynb #8bacb1e1
+def in_window(sample:str, c:pd.DataFrame)->np.ndarray:
+    "Which candidates the `sample`'s selection keeps: measured mass in its window (and picky, for protons)."
+    lo, hi = MASS_WINDOWS[sample]
+    ok = (c['beamline_mass'] > lo) & (c['beamline_mass'] < hi)
+    return (ok & c['picky'] if SAMPLE_NEEDS_PICKY[sample] else ok).to_numpy()
+
+def select_beam(rng:np.random.Generator, # the event's generator
+                sample:str, # 'proton' or 'kaon'
+                species:str|None=None, # force the true species (calibration); None: the beam composition
+               )->dict:
+    "The first beam particle the sample's selection keeps (and that reaches the TPC): its truth and measurement."
+    for _ in range(100):
+        c = beamline_candidates(rng, 256, species)
+        for j in np.flatnonzero(in_window(sample, c)):
+            s, q = c['species'].iloc[j], c['p_wc'].iloc[j]
+            if float(phys.csda_range(s, phys.momentum_to_ke(s, q))) - UPSTREAM_LAR_CM >= MIN_ENTRY_RANGE_CM:
+                return c.iloc[j].to_dict()
+    raise LarvaeError(f"no {species or 'beam'} particle passes the {sample} selection {MASS_WINDOWS[sample]} in 25600 draws")
 
 # %% ../nbs/02_detsim.ipynb #10362a37
 T_TABLE = np.geomspace(0.01, 5000., 2400) # kinetic-energy grid of the transport tables [MeV]
-KAPPA_GAUSS = 1.0 # Vavilov kappa above which step losses are Gaussian
+KAPPA_GAUSS = 1.0 # above this kappa (over a wire pitch) step losses are Gaussian with the Bohr variance
 RANGE_STRAGGLING = 0.011 # relative rms of the range (Bohr straggling of hadrons in LAr, [M])
 MCS_REF_CM = 5.0 # Highland angle is evaluated over this length and scaled as sqrt(step) [cm]
 
@@ -121,40 +155,53 @@ def _tables(species:str)->dict:
     "Per-species lookup tables: range, Landau xi per cm, W_max, variance, Highland angle, beta*gamma."
     T = T_TABLE
     p = phys.ke_to_momentum(species, T)
+    bg = phys.beta_gamma(species, T)
     return dict(T=T, R=phys.csda_range(species, T), xi1=phys.landau_xi(species, T, 1.),
                 wmax=phys.max_energy_transfer(species, T), var=phys.dedx_variance(species, T),
-                th=phys.highland_theta0(species, p, MCS_REF_CM), bg=phys.beta_gamma(species, T), p=p)
+                th=phys.highland_theta0(species, p, MCS_REF_CM), bg=bg, beta2=bg**2 / (1 + bg**2), p=p)
 
 def _T_of_R(tb, R): return np.interp(R, tb['R'], tb['T'], left=0.)
 def _at(tb, key, T): return np.interp(T, tb['T'], tb[key])
 
+
+# %% ../nbs/02_detsim.ipynb #37dc8919
 @functools.lru_cache(maxsize=None)
 def _landau_table():
-    "Standard Landau CDF and truncated mean on a grid of lambda."
-    from scipy import stats
+    "Landau's phi(lambda) on a grid: CDF and the partial moments int lambda^k phi up to each grid point (k = 1, 2)."
     lam = np.concatenate([np.linspace(-3.8, 30., 5000), np.geomspace(30.02, 1e6, 3000)])
-    pdf, cdf = stats.landau.pdf(lam), stats.landau.cdf(lam)
+    pdf, cdf = phys.landau_pdf(lam), phys.landau_cdf(lam)
     cdf = np.maximum.accumulate(cdf + 1e-15 * np.arange(len(cdf)) / len(cdf))
-    m1 = np.concatenate([[0.], np.cumsum(0.5 * (lam[1:] * pdf[1:] + lam[:-1] * pdf[:-1]) * np.diff(lam))])
-    return lam, cdf, m1 / np.maximum(cdf, 1e-300)
+    trap = lambda f: np.concatenate([[0.], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(lam))])
+    return lam, cdf, trap(lam * pdf), trap(lam**2 * pdf)
 
+def _spin_landau(rng, lmax, b2k, lam, cdf):
+    "Draw lambda from phi truncated at `lmax`, weighted by the spin factor 1 - beta^2 kappa lambda (by rejection)."
+    out, todo = np.empty(len(lmax)), np.arange(len(lmax))
+    while len(todo):
+        l = np.interp(rng.random(len(todo)) * np.interp(lmax[todo], lam, cdf), cdf, lam)
+        ok = rng.random(len(todo)) * (1 + 3.8 * b2k[todo]) <= 1 - b2k[todo] * l
+        out[todo[ok]] = l[ok]; todo = todo[~ok]
+    return out
+
+# %% ../nbs/02_detsim.ipynb #57287c00
 def step_losses(rng:np.random.Generator, # the event's generator
                 species:str, # particle species
                 T, # kinetic energy at the middle of each step [MeV]
                 ds, # step lengths [cm]
                 mean, # mean (Bethe) energy loss of each step [MeV]
                )->np.ndarray:
-    "Energy deposited in each step [MeV]: truncated Landau (small kappa) or Gaussian (large kappa) around `mean`."
-    tb, (lam, cdf, tmean) = _tables(species), _landau_table()
-    T, ds, mean = np.asarray(T, float), np.asarray(ds, float), np.asarray(mean, float)
+    "Energy deposited in each step [MeV]: Landau-Vavilov (kappa < KAPPA_GAUSS) or Gaussian, both with the Bethe mean."
+    tb, (lam, cdf, m1, m2) = _tables(species), _landau_table()
+    T, mean = np.asarray(T, float).ravel(), np.asarray(mean, float).ravel()
+    ds = np.broadcast_to(np.asarray(ds, float), T.shape)
     xi, wmax = _at(tb, 'xi1', T) * ds, _at(tb, 'wmax', T)
-    kappa = xi / wmax
-    lmax = np.clip(1. / np.maximum(kappa, 1e-12), lam[1], lam[-1])
-    fmax = np.interp(lmax, lam, cdf)
-    l = np.interp(rng.random(T.shape) * fmax, cdf, lam)
-    landau = mean + xi * (l - np.interp(lmax, lam, tmean))
+    lmax, b2k = wmax / xi, _at(tb, 'beta2', T) * xi / wmax  # no collision gives more than W_max
+    c, a1, a2 = (np.interp(lmax, lam, m) for m in (cdf, m1, m2))
+    lmean = (a1 - b2k * a2) / (c - b2k * a1)  # mean of the spin-weighted truncated law
+    landau = mean + xi * (_spin_landau(rng, lmax, b2k, lam, cdf) - lmean)
     gauss = mean + np.sqrt(_at(tb, 'var', T) * ds) * rng.standard_normal(T.shape)
-    return np.maximum(np.where(kappa < KAPPA_GAUSS, landau, gauss), 0.)
+    kref = _at(tb, 'xi1', T) * phys.EFFECTIVE_PITCH / wmax
+    return np.maximum(np.where(kref < KAPPA_GAUSS, landau, gauss), 0.)
 
 # %% ../nbs/02_detsim.ipynb #52a91675
 CTAU_CM = {'kaon': 371.1, 'pion': 780.45} # mean decay length c*tau [cm] (PDG 2024; References)
@@ -560,27 +607,104 @@ def digitise(rng:np.random.Generator, # the event's generator
     return out
 
 # %% ../nbs/02_detsim.ipynb #7d21f0ef
-RECO_END_SMEAR_CM = 0.3 # rms error of the reconstructed end point along the track [cm] (choice)
-RECO_MIN_HITS = 3 # tracks with fewer collection hits are not reconstructed
+HIT_THRESHOLD_ADC = 10. # collection hit threshold [ADC]
+HIT_MIN_TICKS = 3 # shortest run above threshold that makes a hit [ticks]
+HIT_PAD_TICKS = (12, 36) # integration starts this many ticks before the run and ends this many after it (at 3072 ticks)
 
-def reco_hits(rng:np.random.Generator, # the event's generator
-              tr:Track, # the primary track
-              cfg:SimConfig, # reco_efficiency and reco_dedx_smear
-             )->tuple[np.ndarray, np.ndarray]|None:
-    "Residual range [cm] and dE/dx [MeV/cm] per collection hit, from the track's start to its end; None: no track."
-    if rng.random() > cfg.reco_efficiency or len(tr.ds) == 0: return None
-    w = wire_of('collection', tr.mid[:, 1], tr.mid[:, 2])
-    brk = np.flatnonzero(np.diff(w)) + 1
-    starts = np.concatenate([[0], brk])
-    dE, ds = np.add.reduceat(tr.dE, starts), np.add.reduceat(tr.ds, starts)
-    s = np.add.reduceat(tr.s * tr.ds, starts) / ds
-    keep = (ds > 0.1) & (w[starts] >= 0) & (w[starts] < phys.N_WIRES)
-    end = tr.length + RECO_END_SMEAR_CM * rng.standard_normal()
-    rr = end - s[keep]
-    dedx = dE[keep] / ds[keep] * (1 + cfg.reco_dedx_smear * rng.standard_normal(keep.sum()))
-    ok = (rr > 0) & (dedx > 0)
-    if ok.sum() < RECO_MIN_HITS: return None
-    return rr[ok], dedx[ok]
+def find_hits(d:np.ndarray, # (wires, ticks) collection digits
+              scale:float=1., # readout length / 3072
+             )->dict:
+    "Hits of one plane: wire, first and last tick above threshold, centre tick, peak [ADC] and area [ADC x tick]."
+    a = d > HIT_THRESHOLD_ADC
+    z = np.zeros((d.shape[0], 1), bool)
+    e = np.diff(np.hstack([z, a, z]).view(np.int8), axis=1)
+    w, s = np.nonzero(e == 1); f = np.nonzero(e == -1)[1]
+    k = f - s >= max(1, round(HIT_MIN_TICKS * scale)); w, s, f = w[k], s[k], f[k]
+    lo = np.clip(s - round(HIT_PAD_TICKS[0] * scale), 0, d.shape[1]); hi = np.clip(f + round(HIT_PAD_TICKS[1] * scale), 0, d.shape[1])
+    if not len(w): return dict(wire=w, t0=s, t1=f, tick=s.astype(float), peak=np.zeros(0), area=np.zeros(0))
+    pairs = lambda a, b: np.minimum(np.column_stack([w * d.shape[1] + a, w * d.shape[1] + b]).ravel(), d.size - 1)
+    # even segments of reduceat are [start, end) of each hit; the odd ones are discarded
+    peak = np.maximum.reduceat(d.ravel(), pairs(s, f))[::2].astype(float)
+    area = np.add.reduceat(d.ravel(), pairs(lo, hi), dtype=np.int64)[::2].astype(float)
+    return dict(wire=w, t0=s, t1=f, tick=0.5 * (s + f - 1), peak=peak, area=area)
+
+# %% ../nbs/02_detsim.ipynb #ddc648e4
+ENTRY_WIRES = 60 # a track must start below this collection wire (the beam enters at low wires)
+TRACK_GAP_WIRES = 3 # empty wires a track may bridge
+TRACK_TOL_TICKS = 10. # largest distance from the predicted tick [ticks at 3072]
+MIN_TRACK_HITS = 5 # shorter chains are not tracks
+
+def build_track(h:dict, # from `find_hits`
+                window:tuple, # (first, last) tick where the beam particle's charge can arrive
+                scale:float=1., # readout length / 3072
+               )->np.ndarray|None:
+    "Indices into `h` of the track's hits, entry to end; None: no track."
+    w, t = h['wire'], h['tick']
+    st = np.flatnonzero((w < ENTRY_WIRES) & (t >= window[0]) & (t <= window[1]))
+    if not len(st): return None
+    chain, tol = [int(st[np.lexsort((-h['area'][st], w[st]))[0]])], TRACK_TOL_TICKS * scale
+    order = np.argsort(w, kind='stable'); ws = w[order]
+    while True:
+        c = chain[-1]; b = chain[max(0, len(chain) - 5)]
+        slope = (t[c] - t[b]) / (w[c] - w[b]) if w[c] > w[b] else 0.
+        for dw in range(1, TRACK_GAP_WIRES + 2):
+            cand = order[np.searchsorted(ws, w[c] + dw):np.searchsorted(ws, w[c] + dw, 'right')]
+            if len(cand):
+                dev = np.abs(t[cand] - t[c] - slope * dw)
+                if dev.min() <= tol * (1 + 0.5 * (dw - 1)): chain.append(int(cand[dev.argmin()])); break
+        else: break
+    return np.array(chain) if len(chain) >= MIN_TRACK_HITS else None
+
+# %% ../nbs/02_detsim.ipynb #92017082
+HIT_CALIBRATION = 1.053 # measured hit area / (response area x electrons), fixed on simulated MIPs (below), as LArIAT fixes its constants on muons (LS-calo)
+
+def _drift_x(tick, ticks:int):
+    "Drift distance [cm] of charge seen at `tick` on the collection plane (inverse of `tick_of`)."
+    return ((np.asarray(tick) * phys.N_TICKS / ticks - PRE_TRIGGER_TICKS) * phys.TICK_US - PLANE_DELAY_US['collection']) * phys.DRIFT_VELOCITY
+
+def calorimetry(h:dict, idx:np.ndarray, # hits and the track's hit indices (entry to end)
+                ticks:int, lifetime_us:float, recombination:str='modbox',
+               )->tuple[np.ndarray, np.ndarray]:
+    "Residual range [cm] and dE/dx [MeV/cm] per track hit (entry to end)."
+    area_per_e = float(response('collection', ticks / phys.N_TICKS).sum()) * HIT_CALIBRATION
+    x = _drift_x(h['tick'][idx], ticks)
+    z = (h['wire'][idx] + 0.5) * phys.EFFECTIVE_PITCH
+    q = h['area'][idx] / area_per_e * np.exp(np.maximum(x, 0.) / phys.DRIFT_VELOCITY / lifetime_us)
+    k = min(5, len(z) // 2 * 2 - 1)
+    slope = np.convolve(np.gradient(x, z), np.ones(k) / k, mode='same') if len(z) > 1 else np.zeros(len(z))
+    pitch = phys.EFFECTIVE_PITCH * np.sqrt(1 + slope**2)
+    step = np.hypot(np.diff(z), np.diff(x))
+    rr = np.concatenate([np.cumsum(step[::-1])[::-1], [0.]]) + 0.5 * pitch[-1]
+    with np.errstate(invalid='ignore', divide='ignore'):
+        dedx = phys.dedx_from_dqdx(np.maximum(q / pitch, 1.), recombination)
+    return rr, np.asarray(dedx, float)
+
+# %% ../nbs/02_detsim.ipynb #f06e2506
+BEAM_X_RANGE_CM = (5., 40.) # drift positions where a beam particle can enter [cm] (the spot +- the angle over the front)
+MATCH_Z_CM = 4. # the reco track must start this close to the front face for the match flag [cm] (LS-match: 2 cm; +2 for the unknown y)
+
+@dataclass
+class RecoTrack:
+    "A reconstructed collection-plane track: hits (entry to end) and their calorimetry."
+    wires:np.ndarray
+    ticks:np.ndarray
+    rr:np.ndarray # residual range [cm]
+    dedx:np.ndarray # dE/dx [MeV/cm]
+
+    @property
+    def start_z(self)->float: return float((self.wires[0] + 0.5) * phys.EFFECTIVE_PITCH + WIRE_U0['collection'] / math.cos(math.radians(90 - phys.WIRE_ANGLE_DEG)))
+
+def reconstruct(collection:np.ndarray, # (240, ticks) collection digits
+                lifetime_us:float, # the run's electron lifetime [us]
+                recombination:str='modbox',
+               )->RecoTrack|None:
+    "Hits, the beam track and its calorimetry from one event's collection digits; None: no track."
+    ticks = collection.shape[1]
+    h = find_hits(collection, ticks / phys.N_TICKS)
+    idx = build_track(h, tuple(tick_of('collection', np.array(BEAM_X_RANGE_CM), ticks=ticks)), ticks / phys.N_TICKS)
+    if idx is None: return None
+    rr, dedx = calorimetry(h, idx, ticks, lifetime_us, recombination)
+    return RecoTrack(h['wire'][idx], h['tick'][idx], rr, dedx)
 
 # %% ../nbs/02_detsim.ipynb #88d61ae2
 SAMPLE_CODE = {'proton': 0, 'kaon': 1}
@@ -596,7 +720,7 @@ class SimEvent:
     collection:np.ndarray
     truth:dict
     beamline:dict|None
-    reco:tuple|None
+    reco:RecoTrack|None
     tracks:list = field(default_factory=list, repr=False)
 
 def event_key(cfg:SimConfig, sample:str, index:int)->tuple[int, int, int]:
@@ -606,15 +730,6 @@ def event_key(cfg:SimConfig, sample:str, index:int)->tuple[int, int, int]:
 def event_rng(cfg:SimConfig, sample:str, index:int, what:int=0)->np.random.Generator:
     "The generator of one event (or, what=1, of the sample's noise bank and dead channels)."
     return np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(SAMPLE_CODE[sample], what, index)))
-
-def draw_species(rng:np.random.Generator, cfg:SimConfig, sample:str)->str:
-    "The true species of an event of `sample`: the selected one or a contaminant."
-    cont = cfg.proton_sample_contamination if sample == 'proton' else cfg.kaon_sample_contamination
-    u, acc = rng.random(), 0.
-    for sp, f in cont.items():
-        acc += f
-        if u < acc: return sp
-    return SAMPLE_SPECIES[sample]
 
 @functools.lru_cache(maxsize=4)
 def _sample_noise(seed:int, sample:str, rms:float):
@@ -628,37 +743,34 @@ def dead_channels(cfg:SimConfig, sample:str)->np.ndarray:
 def simulate_event(cfg:SimConfig, # the simulation config
                    sample:str, # 'proton' or 'kaon'
                    index:int, # event number within the sample (0-based)
-                   species:str|None=None, # force the true species (calibration); None draws it
-                   p_wc:float|None=None, # force the WC momentum [MeV/c]; None draws it
+                   species:str|None=None, # force the true species (calibration); None: the beamline selection decides
+                   p_wc:float|None=None, # force the WC momentum [MeV/c] (no window then); None draws it
                   )->SimEvent:
-    "Simulate event `index` of `sample`."
+    "Simulate event `index` of `sample`: selected beam particle, digits, reconstruction and beamline record."
     rng = event_rng(cfg, sample, index)
-    sp = species or draw_species(rng, cfg, sample)
-    beam = draw_beam(rng, sp)
-    if p_wc is not None:
-        T = float(phys.ke_from_range(sp, max(float(phys.csda_range(sp, phys.momentum_to_ke(sp, p_wc))) - UPSTREAM_LAR_CM, 1.)))
-        beam.update(p_wc=p_wc, T=T, p=float(phys.ke_to_momentum(sp, T)))
-    bl = beamline_record(rng, sample, beam)
+    sel = select_beam(rng, sample, species) if p_wc is None else beamline_candidates(rng, 1, species).iloc[0].to_dict() | {'p_wc': p_wc}
+    beam = draw_beam(rng, sel['species'], sel['p_wc'])
     tracks, em, truth = simulate_particles(rng, beam, cfg.step_cm)
     tau = draw_lifetime(rng)
-    mid = np.concatenate([t.mid for t in tracks] + [em['mid']])
-    ds = np.concatenate([t.ds for t in tracks] + [em['ds']])
-    dE = np.concatenate([t.dE for t in tracks] + [em['dE']])
+    cat = lambda k: np.concatenate([getattr(t, k) for t in tracks] + [em[k]])
+    q, pos = drifted_charge(rng, cat('mid'), cat('ds'), cat('dE'), tau, cfg.recombination)
     t_us = np.concatenate([np.full(len(t.ds), t.t0) for t in tracks] + [em['t']])
-    q, pos = drifted_charge(rng, mid, ds, dE, tau, cfg.recombination)
     sig = charge_to_planes(q, pos, t_us, cfg.ticks)
     dig = digitise(rng, sig, _sample_noise(cfg.seed, sample, cfg.noise_rms_adc), cfg.ticks, cfg.coherent_noise_rms_adc,
                    dead_channels(cfg, sample) if cfg.dead_channel_fraction > 0 else None)
-    reco = reco_hits(rng, tracks[0], cfg)
+    reco = reconstruct(dig['collection'], tau, cfg.recombination)
+    bl = dict(p=int(sel['picky']), m=int(reco is not None and reco.start_z < MATCH_Z_CM), beamline_mass=float(sel['beamline_mass']),
+              beamline_momentum_mevc=float(sel['beamline_momentum_mevc']), tof_ns=float(sel['tof_ns']))
     run, subrun, event = event_key(cfg, sample, index)
     truth = dict(run=run, subrun=subrun, event=event, sample=sample, **truth, electron_lifetime_us=tau,
-                 has_beamline=bl is not None, has_reco=reco is not None)
+                 has_beamline=True, has_reco=reco is not None)
     return SimEvent(run, subrun, event, dig['induction'], dig['collection'], truth, bl, reco, tracks)
 
 # %% ../nbs/02_detsim.ipynb #bc226107
 MANIFEST_NAME = 'larvae-data.yaml'
 SAMPLE_FILES = {'proton': ('protons.root', 'channel_mapped'), 'kaon': ('kaons.root', 'flat')}
 RAW_TREE = 'ana/raw'
+BEAMLINE_COLUMNS = ('p', 'm', 'beamline_mass', 'beamline_momentum_mevc', 'tof_ns') # after the event key; see "The beamline record"
 
 def _join(a:np.ndarray)->str: return ';'.join(f"{v:.4f}" for v in a)
 
@@ -679,7 +791,7 @@ def _write_sample(path:Path, cfg:SimConfig, sample:str, n:int, rows:dict, bar)->
                 key = dict(run=ev.run, subrun=ev.subrun, event=ev.event)
                 rows['truth'].append(ev.truth)
                 if ev.beamline is not None: rows['beamline'].append(key | ev.beamline)
-                if ev.reco is not None: rows['reco'].append(key | dict(trkrr=_join(ev.reco[0]), trkdedx=_join(ev.reco[1])))
+                if ev.reco is not None: rows['reco'].append(key | dict(trkrr=_join(ev.reco.rr), trkdedx=_join(ev.reco.dedx)))
                 if bar is not None: bar.update(1)
             w.write(keys[:, 0], keys[:, 1], keys[:, 2], ind, col)
 
@@ -701,7 +813,7 @@ def simulate(out, # the data directory to write: new, empty, or one larvae made 
                 if n == 0: continue
                 _write_sample(tmp, cfg, sample, n, rows, bar)
                 manifest['samples'][sample] = {'files': [SAMPLE_FILES[sample][0]], 'tree': RAW_TREE}
-            pd.DataFrame(rows['beamline'], columns=list(EVENT_KEY) + ['p', 'm', 'beamline_mass']).to_csv(tmp/'beamline.csv', index=False)
+            pd.DataFrame(rows['beamline'], columns=list(EVENT_KEY) + list(BEAMLINE_COLUMNS)).to_csv(tmp/'beamline.csv', index=False)
             pd.DataFrame(rows['reco'], columns=list(EVENT_KEY) + ['trkrr', 'trkdedx']).to_csv(tmp/'reco_tracks.csv', index=False)
             truth = pd.DataFrame(rows['truth'])
             truth.to_parquet(tmp/'truth.parquet', index=False)

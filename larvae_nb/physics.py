@@ -19,13 +19,13 @@ from .run import atomic_path
 __all__ = ['LAR_Z', 'LAR_A', 'LAR_Z_OVER_A', 'LAR_DENSITY', 'I_LAR', 'K_BETHE', 'ME', 'W_ION', 'X0_LAR', 'STERNHEIMER',
            'LAR_PLASMA_ENERGY', 'DRIFT_FIELD', 'LAR_TEMPERATURE', 'MODBOX_ALPHA', 'MODBOX_BETA', 'BIRKS_A', 'BIRKS_K',
            'D_L', 'D_T', 'DRIFT_VELOCITY', 'TICK_US', 'N_WIRES', 'WIRE_PITCH', 'WIRE_ANGLE_DEG', 'EFFECTIVE_PITCH',
-           'N_TICKS', 'C_LIGHT', 'SPECIES', 'PDG_ID', 'LANDAU_J', 'PSTAR_R0', 'RANGE_T0_PROTON', 'RANGE_T_MAX',
-           'TOF_LENGTH', 'RECOMBINATION_MODELS', 'Recombination', 'DedxKind', 'drift_velocity', 'mass',
-           'momentum_to_ke', 'ke_to_momentum', 'beta_gamma', 'two_body_momentum', 'max_energy_transfer',
-           'density_effect', 'mean_dedx', 'landau_xi', 'landau_kappa', 'mpv_dedx', 'dedx_variance', 'csda_range',
-           'ke_from_range', 'highland_theta0', 'tof_ns', 'beamline_mass', 'recombination', 'dqdx_from_dedx',
-           'dedx_from_dqdx', 'expected_dedx', 'dedx_table', 'plot_dedx_curves', 'plot_csda_range', 'write_dedx_table',
-           'read_dedx_table']
+           'N_TICKS', 'C_LIGHT', 'SPECIES', 'PDG_ID', 'LANDAU_J', 'LANDAU_LOC', 'LANDAU_SCALE', 'LANDAU_LAMBDA_MP',
+           'LANDAU_FWHM', 'PSTAR_R0', 'RANGE_T0_PROTON', 'RANGE_T_MAX', 'TOF_LENGTH', 'RECOMBINATION_MODELS',
+           'Recombination', 'DedxKind', 'drift_velocity', 'mass', 'momentum_to_ke', 'ke_to_momentum', 'beta_gamma',
+           'two_body_momentum', 'max_energy_transfer', 'density_effect', 'mean_dedx', 'landau_xi', 'landau_kappa',
+           'mpv_dedx', 'landau_pdf', 'landau_cdf', 'dedx_variance', 'csda_range', 'ke_from_range', 'highland_theta0',
+           'tof_ns', 'beamline_mass', 'recombination', 'dqdx_from_dedx', 'dedx_from_dqdx', 'expected_dedx',
+           'dedx_table', 'plot_dedx_curves', 'plot_csda_range', 'write_dedx_table', 'read_dedx_table']
 
 # %% ../nbs/01_physics.ipynb #6b7b2175
 LAR_Z = 18 # atomic number of argon
@@ -214,6 +214,21 @@ def mpv_dedx(species:str, # particle species
     xi = landau_xi(species, T, x)
     delta = density_effect(np.sqrt(bg2))
     return xi * (np.log(2 * ME * bg2 / I_LAR) + np.log(xi / I_LAR) + LANDAU_J - beta2 - delta) / x
+
+# %% ../nbs/01_physics.ipynb #a75de830
+LANDAU_LOC, LANDAU_SCALE = math.log(math.pi / 2), math.pi / 2 # scipy.stats.landau loc/scale that give Landau's phi(lambda)
+LANDAU_LAMBDA_MP = -0.2228 # most probable lambda of phi(lambda)
+LANDAU_FWHM = 4.018 # full width at half maximum of phi(lambda), in units of xi
+
+def landau_pdf(lam):
+    "Landau's density phi(lambda), lambda = (Delta - Delta_0) / xi, through `scipy.stats.landau`."
+    from scipy import stats
+    return stats.landau.pdf(lam, loc=LANDAU_LOC, scale=LANDAU_SCALE)
+
+def landau_cdf(lam):
+    "Cumulative distribution of Landau's phi(lambda)."
+    from scipy import stats
+    return stats.landau.cdf(lam, loc=LANDAU_LOC, scale=LANDAU_SCALE)
 
 # %% ../nbs/01_physics.ipynb #8a13e0d7
 def dedx_variance(species:str, # particle species

@@ -31,7 +31,7 @@ def test_simulate_writes_a_complete_data_directory(tmp_path):
     assert len(truth) == 7 and not truth.duplicated(list(EVENT_KEY)).any()
     assert set(truth['sample']) == {'proton', 'kaon'}
     bl = pd.read_csv(out/'beamline.csv')
-    assert list(bl.columns) == list(EVENT_KEY) + ['p', 'm', 'beamline_mass']
+    assert list(bl.columns) == list(EVENT_KEY) + ['p', 'm', 'beamline_mass', 'beamline_momentum_mevc', 'tof_ns'] and set(bl['p']) <= {0, 1}
 
 
 def test_same_seed_same_data_and_chunking_does_not_matter(tmp_path):
