@@ -15,7 +15,7 @@ import yaml
 from . import physics as phys
 from .config import LarvaeError, SimConfig, load_config
 from .keys import EVENT_KEY
-from .run import MARKER, atomic_path, atomic_write, output_dir
+from .run import MARKER, atomic_path, output_dir
 
 # %% auto #0
 __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TRIGGER_TICKS', 'PLANE_DELAY_US', 'PEDESTAL',
