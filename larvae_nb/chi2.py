@@ -66,6 +66,7 @@ def as_template(name:str, # the hypothesis, for messages
     if (dedx <= 0).any() or (spread < 0).any(): raise LarvaeError(f"{where}: dE/dx must be positive and dedx_err non-negative")
     return Template(name, rr, dedx, spread)
 
+# %% ../nbs/07_chi2.ipynb #97e66889
 def as_templates(tables:Mapping, # hypothesis name -> DataFrame, table file or Template; needs 'proton' and 'kaon'
                 )->dict[str, Template]:
     "The proton and kaon templates from a mapping of tables."
@@ -150,6 +151,7 @@ def _larsoft_hits(rr, dedx, rr_range, cfg)->tuple[np.ndarray, np.ndarray]:
     pida = base & (rr > 0) & (rr < cfg.pida_max_rr)
     return chi, pida
 
+# %% ../nbs/07_chi2.ipynb #7a948686
 def larsoft_chi2(rr:np.ndarray, # residual range per hit [cm]
                  dedx:np.ndarray, # measured dE/dx per hit [MeV/cm]
                  template:Template, # the hypothesis
@@ -197,6 +199,7 @@ def hypothesis(chi2_proton, # seed χ² against the proton table
     p, k = np.asarray(chi2_proton, dtype=float), np.asarray(chi2_kaon, dtype=float)
     return np.where(np.isnan(p) | np.isnan(k), UNDECIDED, np.where(k < p, KAON, PROTON)).astype(np.int64)
 
+# %% ../nbs/07_chi2.ipynb #0dcbf1d7
 def score_track(rr:np.ndarray, # residual range per hit [cm]
                 dedx:np.ndarray, # measured dE/dx per hit [MeV/cm]
                 tables:Mapping, # 'proton' and 'kaon' tables (DataFrames, files or Templates)
@@ -270,6 +273,7 @@ def _group_median(values, groups, n, max_cells=50_000_000)->np.ndarray:
     out[ok] = 0.5 * (lo + hi)
     return out
 
+# %% ../nbs/07_chi2.ipynb #68d811ca
 def _per_track_sum(track, terms, use, n)->tuple[np.ndarray, np.ndarray]:
     "Per-track mean of `terms` over the hits in `use` (NaN when none), and the number of those hits."
     cnt = np.bincount(track, weights=use, minlength=n).astype(np.int64)
@@ -329,6 +333,7 @@ def score_tracks(trkrr, # per-track residual range [cm]: awkward array or sequen
 
 # %% ../nbs/07_chi2.ipynb #c4472e45
 WIRE_SPACING_BEAM_CM = physics.EFFECTIVE_PITCH # [cm] collection wire spacing along the beam (0.4 / sin 60° = 0.4619)
+
 CALIB_ADC_TICK_PER_E = 0.122 # [ADC·tick per electron] raw-digit charge of a collection wire per drifted electron (see below)
 LARIAT_HIT_CALIB = 0.0911 # [ADC·tick per electron] LArIAT Run II MC collection constant for deconvolved hits (LS-calo), for comparison
 TRIGGER_TICK = 189 # [ticks] pre-trigger samples before t0 in a LArIAT readout (24.2 us / 0.128 us, LArIAT LS-clock; References)
@@ -345,6 +350,7 @@ def _image(image_intensity)->np.ndarray:
     if not np.isfinite(img).all(): raise LarvaeError("image_intensity holds NaN or infinite values")
     return img
 
+# %% ../nbs/07_chi2.ipynb #0d19745e
 def wire_charge(image_intensity:np.ndarray, # (wires, ticks) ADC crop, zero outside the cluster
                )->np.ndarray:
     "Charge per wire: the sum of ADC over the wire's ticks [ADC·tick]."
@@ -360,6 +366,7 @@ def track_slope(image_intensity:np.ndarray, # (wires, ticks) ADC crop
     tbar = (img[ok] @ np.arange(img.shape[1])) / q[ok]
     return float(np.polyfit(np.flatnonzero(ok), tbar, 1, w=np.sqrt(q[ok]))[0])
 
+# %% ../nbs/07_chi2.ipynb #d874268d
 def pitch_along_track(slope:float, # [ticks per wire]
                       wire_spacing_cm:float=WIRE_SPACING_BEAM_CM, # wire spacing along the beam [cm]
                       drift_velocity:float=physics.DRIFT_VELOCITY, # [cm/us]
@@ -390,6 +397,7 @@ def follow_track(image_intensity:np.ndarray, # (wires, ticks) ADC crop, zero out
         out[w[k], a[k]:b[k]] = img[w[k], a[k]:b[k]]; prev = centre[k]
     return out
 
+# %% ../nbs/07_chi2.ipynb #6bd7cad6
 def stopping_wire(charge:np.ndarray, # charge per wire, entry first
                   tail_fraction:float=0.4, # wires after the peak stay on the track while their charge is at least this fraction of it
                  )->int:
@@ -433,6 +441,7 @@ def cluster_charge_profile(image_intensity:np.ndarray, # (wires, ticks) ADC crop
         q = q.copy(); q[ok] *= np.exp(np.clip(tbar - trigger_tick, 0, None) * tick_us / lifetime_us)
     return rr[ok], q[ok] / dx
 
+# %% ../nbs/07_chi2.ipynb #a4bffb99
 def cluster_calorimetry(image_intensity:np.ndarray, # (wires, ticks) ADC crop, row 0 = entry wire
                         wire_spacing_cm:float=WIRE_SPACING_BEAM_CM, # wire spacing along the beam [cm]
                         calib:float=CALIB_ADC_TICK_PER_E, # [ADC·tick per electron]
@@ -471,6 +480,7 @@ def _per_crop(n:int, tick_min, lifetime_us)->list[dict]:
         if len(v) != n: raise LarvaeError(f"{name} has {len(v)} values for {n} images")
     return [({} if t is None else {'tick_min': int(t)}) | ({} if np.isnan(l) else {'lifetime_us': float(l)}) for t, l in zip(ticks, life)]
 
+# %% ../nbs/07_chi2.ipynb #af56d568
 def fit_calibration(images, # collection crops of stopping protons, each (wires, ticks), row 0 = entry wire
                     proton_table, # expected proton dE/dx: DataFrame rr, dedx or a table file
                     rr_window:tuple[float, float]=(10., 30.), # residual-range window of the fit [cm]
@@ -528,6 +538,7 @@ def smear_dedx(dedx:np.ndarray, # true dE/dx per hit [MeV/cm]
     z = rng.standard_normal(dedx.shape) if smearing == 'gauss' else (_moyal(rng, dedx.shape) - MOYAL_MEAN) / MOYAL_SD
     return dedx * (1 + rel_sigma * z)
 
+# %% ../nbs/07_chi2.ipynb #c854ecd4
 def toy_tracks(table:pd.DataFrame, # expected dE/dx of the true species: columns rr [cm], dedx [MeV/cm]
                n:int, # number of tracks
                seed:int=0,

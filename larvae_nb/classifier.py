@@ -25,6 +25,7 @@ __all__ = ['CLASSES', 'HELD_OUT', 'ALWAYS_TRAIN', 'CHANCE_LOSS', 'classifier_fol
 
 # %% ../nbs/11a_classifier.ipynb #e6421981
 CLASSES = ('proton', 'kaon')  # classifier labels 0 and 1
+
 HELD_OUT, ALWAYS_TRAIN = -1, -2  # fold codes of protons: the VAE's validation protons, its training protons
 CHANCE_LOSS = math.log(2)  # weighted cross-entropy of a constant two-class prediction [nats]
 
@@ -33,6 +34,7 @@ def _predict(model, x, batch_size=256):
     with torch.inference_mode():
         return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
+# %% ../nbs/11a_classifier.ipynb #c4f0ed3d
 def classifier_folds(keys:pd.DataFrame, # proton and kaon track keys with a 'sample' column
                      proton_split:pd.DataFrame, # event split of the protons (train / val), e.g. the VAE run's split.parquet
                      folds:int, # groups of kaon events
@@ -80,6 +82,7 @@ def _fit_classifier(x, y, tr, va, cfg:Config, device, seed:int, progress:bool, d
     model.load_state_dict(best)
     return model, hist
 
+# %% ../nbs/11a_classifier.ipynb #485c2208
 def train_classifier(images, # an ImageSet, an images.pt file or its directory
                      cfg:Config, # the resolved config (classifier, model, optimizer, train, data, images sections)
                      run_dir, # directory for the classifier's files (e.g. <run>/classifier)

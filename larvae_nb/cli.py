@@ -76,6 +76,7 @@ class _ShowDefaults(argparse.HelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or '(default' in h or not action.option_strings: return h
         return f"{h} (default: %(default)s)"
 
+# %% ../nbs/16_cli.ipynb #67329f94
 def build_parser(name:str, func)->argparse.ArgumentParser:
     "An argparse parser for `larvae name` built from `func`'s signature and docments."
     doc = (inspect.getdoc(func) or '').splitlines()
@@ -125,11 +126,13 @@ def one_line(e:BaseException)->str:
 
 def _terminate(signum, frame): raise KeyboardInterrupt  # SIGTERM (timeout, a batch scheduler): stop as for Ctrl-C, cleaning up
 
+# %% ../nbs/16_cli.ipynb #4531883b
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     "LarvaeWarning as one line on standard error; anything else as Python shows it."
     if issubclass(category, LarvaeWarning): print(f"larvae: warning: {message}", file=sys.stderr)
     else: sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
+# %% ../nbs/16_cli.ipynb #c69b0fa8
 def main(argv=None)->int:
     "The `larvae` command: dispatch to a stage's `*_cmd` function."
     argv = sys.argv[1:] if argv is None else list(argv)

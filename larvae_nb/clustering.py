@@ -49,6 +49,7 @@ class ToyTrack:
     mip_adc:float = 40. # pulse height far from the stop [ADC]
     sigma_ticks:float = 3. # Gaussian pulse width [ticks]
 
+# %% ../nbs/04_clustering.ipynb #c47703d0
 def toy_plane(tracks:list, # `ToyTrack`s to draw
               noise_rms:float=2., # white noise per sample [ADC]
               seed:int=0, # random seed of the noise
@@ -70,6 +71,7 @@ def toy_plane(tracks:list, # `ToyTrack`s to draw
 # %% ../nbs/04_clustering.ipynb #38744c7e
 _FORWARD = {1: ((0, 1), (1, 0)), 2: ((0, 1), (1, -1), (1, 0), (1, 1))} # (wire, tick) steps to later neighbours
 
+# %% ../nbs/04_clustering.ipynb #61b826e4
 def _components(planes:np.ndarray, # (n_events, wires, ticks) [ADC]
                 levels:np.ndarray, # (n_events,) per-event level; pixels strictly above it are kept [ADC]
                 connectivity:int, # 1: 4-neighbour, 2: 8-neighbour

@@ -47,6 +47,8 @@ def pixel_features(I:np.ndarray, # (wires, ticks) collection crop [ADC]
 
 # %% ../nbs/13_features.ipynb #b73c850f
 RISE_WIRES = 10 # wires ending at the peak used for the rise slope
+
+# %% ../nbs/13_features.ipynb #459bccb3
 PEAK_HALF = 2 # wires on each side of the peak counted as "the peak"
 END_FRACTION = 0.1 # share of the wires averaged at each end for end_start_ratio
 
@@ -95,6 +97,7 @@ def n_local_maxima(P:np.ndarray, # per-wire maximum [ADC]
     sm = np.convolve(np.pad(P, 1, mode='edge'), np.ones(3)/3, mode='valid')
     return int(len(find_peaks(np.pad(sm, 1), prominence=MAXIMA_PROMINENCE*P.max())[0]))
 
+# %% ../nbs/13_features.ipynb #7cb1ad36
 def profile_moments(P:np.ndarray)->tuple:
     "Skewness and excess kurtosis of the values of P (population moments)."
     c = P - P.mean(); m2, m3, m4 = (c**2).mean(), (c**3).mean(), (c**4).mean()
@@ -135,6 +138,7 @@ def _is_flat(image)->bool:
     if isinstance(image, np.ndarray): return image.ndim == 1 and image.dtype != object
     return isinstance(image, (list, tuple)) and len(image) > 0 and np.isscalar(image[0])
 
+# %% ../nbs/13_features.ipynb #da3a05d3
 def compute_features(tracks:pd.DataFrame, # track rows: run, subrun, event, track, sample, col_image (and col_profile)
                      source:str='tracks', # where the rows come from (e.g. the tracks.parquet path), for messages
                     )->pd.DataFrame:
@@ -221,6 +225,7 @@ def read_umap_cache(path, # an .npz written by `umap_embedding`
                           "could run code); delete it to compute the embedding again") from None
     return emb if fp == fingerprint and emb.shape == (n, 2) else None
 
+# %% ../nbs/13_features.ipynb #f06d5623
 def umap_embedding(X:np.ndarray, # (n, d) latents, in join order
                    keys:pd.DataFrame, # their keys (for the cache fingerprint)
                    cache_path=None, # .npz file caching the embedding with its fingerprint
@@ -240,6 +245,7 @@ def umap_embedding(X:np.ndarray, # (n, d) latents, in join order
         with atomic_path(cache) as tmp, open(tmp, 'wb') as f: np.savez(f, fingerprint=np.array(fp), embedding=emb)
     return emb
 
+# %% ../nbs/13_features.ipynb #abbfb9c9
 def umap_plot(latents:np.ndarray, # (n, d) latent means
               keys:pd.DataFrame, # track keys (run, subrun, event, track) of the latents' rows
               features:pd.DataFrame, # keyed features (compute_features)

@@ -29,6 +29,8 @@ __all__ = ['TRANSFORMS', 'PLANES', 'IMAGE_KEYS', 'FILE_FORMAT', 'NEEDS_STATS', '
 
 # %% ../nbs/09_images.ipynb #0fe410b5
 TRANSFORMS = get_args(Transform)
+
+# %% ../nbs/09_images.ipynb #51b09ab6
 PLANES = ('col', 'ind') # channel 0 collection, channel 1 induction
 IMAGE_KEYS = TRACK_KEY + ('sample',)
 FILE_FORMAT = 2 # version of the images.pt layout
@@ -69,6 +71,7 @@ def save(self:ImageSet, path)->Path:
     with atomic_path(path) as tmp: torch.save(d, tmp)
     return Path(path)
 
+# %% ../nbs/09_images.ipynb #5e4d9d40
 @patch(cls_method=True)
 def load(cls:ImageSet, path)->ImageSet:
     "Read an images file written by `save`."
@@ -90,6 +93,7 @@ def _peak_offset(peak, # peak tick of the first kept wire, in crop coordinates
     lo, hi = np.minimum(0, canvas_ticks - width), np.maximum(0, canvas_ticks - width)
     return np.clip(canvas_ticks//2 - peak, lo, hi)
 
+# %% ../nbs/09_images.ipynb #b6aa801f
 def crop_to_canvas(image, # (wires, ticks) ADC crop, entry wire first (an array or a list of wire rows)
                    n_wires:int=50, # wires kept at the stopping end
                    canvas_ticks:int=256, # canvas width [ticks]
@@ -125,6 +129,7 @@ def _flat_arrow(col, n_wires:int, keys:pd.DataFrame, name:str):
     vstart = (np.cumsum(rlen) - rlen)[rfirst + nrow - h]  # first value of the first kept row
     return h, width, vstart, vals
 
+# %% ../nbs/09_images.ipynb #90b46eb5
 def _flat_cells(cells, n_wires:int, keys:pd.DataFrame, name:str):
     h, w, blocks = np.zeros(len(cells), np.int64), np.zeros(len(cells), np.int64), []
     for i, cell in enumerate(cells):
@@ -181,6 +186,7 @@ def make_images(tracks:pd.DataFrame|pa.Table, # track rows: run, subrun, event, 
 
 # %% ../nbs/09_images.ipynb #ba829b8c
 NEEDS_STATS = {'clamp99_minmax': 'p99', 'mpv_linear': 'mpv', 'mpv_tanh': 'mpv', 'hill_mpv': 'mpv'}
+
 SIGNAL_ADC = 1. # pixels (and image rows) above this count as signal for the statistics [ADC]
 MPV_BINS = 100 # histogram bins for the most probable value
 
@@ -191,6 +197,7 @@ def mode_of(v:np.ndarray, # positive samples [ADC]
     i = int(hist.argmax())
     return float(0.5*(edges[i] + edges[i + 1]))
 
+# %% ../nbs/09_images.ipynb #68ab7842
 def fit_transform(x:torch.Tensor, # (N, 2, H, W) raw ADC of the training images
                   name:Transform, # the transform
                  )->dict:
@@ -210,6 +217,7 @@ def _minmax(x):
     lo, hi = x.amin(dim=(-2, -1), keepdim=True), x.amax(dim=(-2, -1), keepdim=True)
     return torch.where(hi > lo, (x - lo)/(hi - lo).clamp(min=1e-12), torch.zeros_like(x))
 
+# %% ../nbs/09_images.ipynb #be94f0bd
 def apply_transform(x:torch.Tensor, # (N, 2, H, W) raw ADC
                     name:Transform, # the transform
                     stats:dict|None=None, # from `fit_transform` (needed by clamp99_minmax and the mpv_* family)
@@ -278,6 +286,7 @@ def read_image_columns(dataset, # dataset directory holding tracks.parquet (or t
     try: return pq.read_table(p, columns=need)
     except (pa.ArrowInvalid, OSError) as e: raise LarvaeError(f"{p}: cannot read the tracks file ({str(e).splitlines()[0]}); rerun `larvae dataset`") from None
 
+# %% ../nbs/09_images.ipynb #4234c1d4
 def images_cmd(dataset:str, # dataset directory holding tracks.parquet
                out:str, # output directory for images.pt
                config:str=None, # YAML file of config overrides

@@ -36,6 +36,7 @@ class Run:
     transform: str
     stats: object
 
+# %% ../nbs/12_inference.ipynb #ce7f3061
 def state_mismatch(model:torch.nn.Module, # the model the config builds
                    state, # a loaded state_dict
                   )->str|None:
@@ -50,6 +51,7 @@ def state_mismatch(model:torch.nn.Module, # the model the config builds
     extra = [k for k in state if k not in own]
     return f"unexpected tensor {extra[0]}" if extra else None
 
+# %% ../nbs/12_inference.ipynb #3d5c7cd3
 def load_run(run_dir, # a run directory written by `train`
              device:str|None=None, # default: the run's train.device
             )->Run:
@@ -139,6 +141,7 @@ class Inference:
     mse: np.ndarray
     recon: np.ndarray|None
 
+# %% ../nbs/12_inference.ipynb #d115b8c4
 def load_inference(run_dir, # a run directory
                    split:str, # 'train', 'val', 'kaon' or another sample label
                   )->Inference:
@@ -171,6 +174,7 @@ def novelty_auc(run_dir, # a run directory with inference outputs
     y = np.r_[np.zeros(len(ref.keys)), np.ones(len(new.keys))]
     return {'auc': float(roc_auc_score(y, s)), 'score': score, 'n_reference': len(ref.keys), 'n_sample': len(new.keys)}
 
+# %% ../nbs/12_inference.ipynb #0e0a7aca
 def plot_novelty(run_dir, sample:str='kaon', reference:str='val', score:str='recon_error', ax=None):
     "Histograms of the reconstruction error of `reference` protons and `sample` images."
     import matplotlib.pyplot as plt

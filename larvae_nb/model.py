@@ -128,6 +128,7 @@ def kl_divergence(mu:torch.Tensor, logvar:torch.Tensor)->torch.Tensor:
     "Per-image KL(N(mu, exp(logvar)) || N(0, 1)) summed over latent dimensions, shape (N,) [nats]."
     return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1)
 
+# %% ../nbs/10_model.ipynb #2dc5e5c8
 def vae_loss(recon, target, mu, logvar,
              beta:float=1., # KL weight
              signal_threshold:float=0.01, # target pixels above this are signal (transformed units)

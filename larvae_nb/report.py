@@ -82,6 +82,7 @@ class Report:
         if not p.is_file(): raise LarvaeError(f"{p}: figure not found; rerun `larvae analyse --run {self.run}`")
         return p
 
+# %% ../nbs/18_report.ipynb #2afe090c
 def load_report(out)->Report:
     "The artifacts of the finished pipeline output `out`."
     out = Path(out)
@@ -101,6 +102,7 @@ def report_notebooks(nbs=None)->list[Path]:
                                "in larvae_nb/reports/) or install the project's checkout with `pip install -e .`")
     return paths
 
+# %% ../nbs/18_report.ipynb #42b8f651
 def run_reports(out, # a finished pipeline output
                 dest=None, # where the executed notebooks go; default OUT/report
                 notebooks=None, # report notebooks to run; default all of `report_notebooks()`

@@ -42,6 +42,7 @@ def _jagged(flat:np.ndarray, counts:np.ndarray)->ak.Array:
     np.cumsum(counts, out=offsets[1:])
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(flat)))
 
+# %% ../nbs/03_root_io.ipynb #19a1eb52
 def _raw_branches(layout:Layout, # 'channel_mapped' or 'flat'
                   run, subrun, event, # event numbers, (n,) each
                   induction:np.ndarray, # (n, 240, ticks) ADC
@@ -109,6 +110,7 @@ def _as_int16(x, name, path)->np.ndarray:
         raise LarvaeError(f"{path}: {name} holds values that are not int16 ADC counts; round and clip them first")
     return x.astype(np.int16)
 
+# %% ../nbs/03_root_io.ipynb #da0b6804
 @patch
 def write(self:RawWriter, run, subrun, event, # event numbers, (n,) int arrays
            induction:np.ndarray, # (n, 240, n_ticks) int16 ADC
@@ -143,6 +145,7 @@ def _corrupt(path, where:str, e:Exception)->LarvaeError:
     return LarvaeError(f"{path}: corrupt or unreadable ROOT file ({name}: {msg}) while {where}; "
                        "copy the file again or regenerate it")
 
+# %% ../nbs/03_root_io.ipynb #713104e3
 def _root_header(path:Path):
     "Check `path` is an existing, complete ROOT file."
     if not path.exists(): raise LarvaeError(f"{path}: file not found; check the path (and the manifest that names it)")
@@ -205,6 +208,7 @@ def _ticks(adc, channels, layout, path, tree, entry0)->int:
                           f"{per} channels; the file is not a raw-digit file of this layout")
     return int(counts[i] // per)
 
+# %% ../nbs/03_root_io.ipynb #ae92600c
 def _find_ticks(t, layout, path, tree, n)->int:
     "Samples per wire of the first non-empty entry of the tree, or 0 when all are empty."
     for a, b in zip([0, *range(1, n, 16)], [*range(1, n, 16), n]):  # entry 0 alone first: usually enough
@@ -230,6 +234,7 @@ def _pick_cycle(path, name:str, trees:dict)->str:
                       f"{cyc[-1][1]!r} (pass tree='{cyc[0][1]}' to read another)", stacklevel=3)
     return cyc[-1][1] if cyc else name
 
+# %% ../nbs/03_root_io.ipynb #923c6731
 def _locate(path, tree:str|None=None, probe:bool=True)->RawSource:
     "The RawSource of `path`; `probe=False` leaves n_ticks at 0 (the reader finds it in its first chunk)."
     path = Path(path)
@@ -253,6 +258,7 @@ def _locate(path, tree:str|None=None, probe:bool=True)->RawSource:
     except READ_ERRORS as e: raise _corrupt(path, 'reading its trees', e) from e
     finally: f.close()
 
+# %% ../nbs/03_root_io.ipynb #2ae14dfd
 def find_raw_tree(path, # the ROOT file
                   tree:str|None=None, # 'dir/name' or 'dir/name;cycle'; None searches every directory
                  )->RawSource:
@@ -286,6 +292,7 @@ def _no_repeats(slot:np.ndarray, # entry × 480 + channel id of every channel re
         raise LarvaeError(f"entry {entry0 + j//N_CHANNELS}: channel {j % N_CHANNELS} appears {seen[j]} times in raw_channel; "
                           "each channel must be read out once per event: check how the file was written")
 
+# %% ../nbs/03_root_io.ipynb #2949d44a
 def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
                    counts:np.ndarray, # payload values per entry
                    channels:np.ndarray, # flat channel ids of the chunk
@@ -348,6 +355,7 @@ def _payload(arr)->tuple[np.ndarray, np.ndarray]:
     while arr.ndim > 2: arr = ak.flatten(arr, axis=2)
     return ak.to_numpy(ak.flatten(arr, axis=1)), ak.to_numpy(ak.num(arr, axis=1))
 
+# %% ../nbs/03_root_io.ipynb #7218b91a
 def _event_keys(arrays:dict, # branch arrays holding run, subrun and event
                 path, tree:str, # the file and tree, for messages
                 entry0:int=0, # tree entry of the first value, for messages
@@ -369,6 +377,7 @@ def _event_keys(arrays:dict, # branch arrays holding run, subrun and event
         out[k] = x.astype(np.int64)
     return out
 
+# %% ../nbs/03_root_io.ipynb #875258e7
 def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal)->PlaneChunk:
     "A PlaneChunk from the branch arrays of entries entry0, entry0+1, ..."
     payload, channels = arrays[LAYOUT_BRANCHES[src.layout][0]], arrays.get('raw_channel')
@@ -435,6 +444,7 @@ def _plane_image(ax, plane:np.ndarray, name:str, bipolar:bool):
     ax.set_xlabel(f'time tick [{TICK_NS:g} ns]'); ax.set_ylabel('wire [0.4 cm pitch]'); ax.set_title(name)
     plt.colorbar(im, ax=ax, label='ADC [counts]')
 
+# %% ../nbs/03_root_io.ipynb #3f638c6b
 def event_display(collection:np.ndarray, # (240, n_ticks) collection plane [ADC]
                   induction:np.ndarray, # (240, n_ticks) induction plane [ADC]
                   boxes:list[dict]|None=None, # cluster boxes: plane, wire_min, wire_max, tick_min, tick_max (inclusive)

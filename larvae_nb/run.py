@@ -114,6 +114,7 @@ def atomic_path(path, # the final file (or directory) name
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../nbs/00b_run.ipynb #9ee5299d
 def atomic_write(path, # the file to write
                  data:str|bytes, # its whole content
                 ):
@@ -125,6 +126,7 @@ def atomic_write(path, # the file to write
 
 # %% ../nbs/00b_run.ipynb #ca907afe
 MARKER = '.larvae.json' # marks a directory larvae made: the command and the version
+
 LOCK = '.larvae.lock' # the one-writer lock of a claimed directory
 HOLDER = '.larvae.holder.json' # who holds the lock: pid, command, start time
 
@@ -135,6 +137,7 @@ def is_claimed(path)->bool:
     path = Path(path)
     return (path/MARKER).is_file() or ((path/CONFIG_FILE).is_file() and any((path/f).is_file() for f in RUN_FILES))
 
+# %% ../nbs/00b_run.ipynb #90e7be3d
 def claim_dir(path, # the output directory
               command:str, # the command that writes it, for the marker and messages
              )->Path:
@@ -161,6 +164,7 @@ def _holder(path:Path)->str:
     except (OSError, ValueError): return 'another larvae process'
     return f"pid {h.get('pid')} ({h.get('command')}, since {h.get('started')})"
 
+# %% ../nbs/00b_run.ipynb #17d7d2ad
 @contextmanager
 def output_lock(path, # a claimed output directory
                 command:str, # what this process is doing there, for the other's message
@@ -210,6 +214,7 @@ def sweep_debris(path, # a directory whose lock this process holds
     for p in found: shutil.rmtree(p, ignore_errors=True)
     return len(found)
 
+# %% ../nbs/00b_run.ipynb #74365878
 @contextmanager
 def output_dir(path, # the output directory a command writes
                command:str, # e.g. 'larvae dataset'
@@ -230,6 +235,7 @@ def save_torch(obj, path):
     with atomic_path(path) as tmp: torch.save(obj, tmp)
     return Path(path)
 
+# %% ../nbs/00b_run.ipynb #a26db2fa
 def load_torch(path, # a file written by `save_torch`
                what:str='file', # what it holds, for messages (e.g. 'checkpoint')
                fix:str=RETRAIN, # what to do when it cannot be used

@@ -45,6 +45,7 @@ def _axes(block, what:str, path)->dict:
         raise LarvaeError(f"{path}: '{what}' must map each dotted config key to a non-empty list of values")
     return block
 
+# %% ../nbs/15_sweeps.ipynb #d2670a63
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 
 def check_name(name, # the grid's `name` (default: the file's stem)
@@ -57,6 +58,7 @@ def check_name(name, # the grid's `name` (default: the file's stem)
                           "set `name:` to letters, digits, '-', '_' and '.', starting with a letter or digit")
     return name
 
+# %% ../nbs/15_sweeps.ipynb #715dbfc9
 @dataclass
 class Grid:
     "A sweep grid read from YAML."
@@ -78,6 +80,7 @@ class Grid:
             out.append(p)
         return out
 
+# %% ../nbs/15_sweeps.ipynb #832be3d0
 def load_grid(path)->Grid:
     "Read and check a grid file (`name`, `base`, `product`, `zip`)."
     path = Path(path)
@@ -117,6 +120,7 @@ def point_inputs(data, # a `larvae pipeline` output
 
 # %% ../nbs/15_sweeps.ipynb #1525356f
 TEMPLATE = Path(larvae_nb.__file__).parent/'templates'/'experiment.ipynb'
+
 DONE = DONE_FILE
 
 @contextlib.contextmanager
@@ -132,6 +136,7 @@ def gpu_slot(n_gpus:int, lock_dir=None):
         finally: fcntl.flock(f, fcntl.LOCK_UN); f.close()
         return
 
+# %% ../nbs/15_sweeps.ipynb #c321fdee
 @contextlib.contextmanager
 def _env(**kv):
     old = {k: os.environ.get(k) for k in kv}
@@ -142,6 +147,7 @@ def _env(**kv):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/15_sweeps.ipynb #7b811b3a
 def run_point(point_dir, # this point's directory (its run directory)
               overrides:list, # the point's dotted overrides
               data_out, # the finished pipeline output it trains on
@@ -179,6 +185,7 @@ def _read_cluster_yaml(path, kind:str)->dict:
     if not isinstance(d, dict): raise LarvaeError(f"{path}: a cluster file is a mapping of options")
     return d
 
+# %% ../nbs/15_sweeps.ipynb #d8b4f964
 def make_cluster(kind:Cluster='local', # where the workers run
                  workers:int=2, # local: worker processes (with GPUs: one per GPU)
                  gpus:int=0, # local: GPUs on this machine
@@ -217,6 +224,7 @@ def make_cluster(kind:Cluster='local', # where the workers run
 # %% ../nbs/15_sweeps.ipynb #b91d9e39
 PR_SET_CHILD_SUBREAPER = 36 # Linux prctl option
 
+# %% ../nbs/15_sweeps.ipynb #771f0fe5
 @contextlib.contextmanager
 def reap_descendants(grace:float=3., # seconds between SIGTERM and SIGKILL
                     ):
@@ -253,6 +261,7 @@ def plan(grid:Grid, out, start_index:int=0, limit:int|None=None)->pd.DataFrame:
                        else ('refused' if not p.valid else 'not selected'), 'reason': p.error or ''} for p in pts]
     return pd.DataFrame(rows)
 
+# %% ../nbs/15_sweeps.ipynb #1b00ffd3
 def check_points(grid:Grid, # the grid
                  start_index:int=0, limit:int|None=None, # the selection of valid points
                  keep_going:bool=False, # run the valid points of a partly refused grid
@@ -275,6 +284,7 @@ def check_points(grid:Grid, # the grid
                           f"fix the grid, or pass --keep-going to run the other {len(pts) - len(bad)}")
     return sel
 
+# %% ../nbs/15_sweeps.ipynb #027aaf1b
 def sweep(grid, # a grid file or `Grid`
           data='larvae-out', # a `larvae pipeline` output the points train on (see `point_inputs`)
           out=None, # the sweep directory; default sweeps/out/<grid name>
@@ -300,6 +310,7 @@ def sweep(grid, # a grid file or `Grid`
         records = _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log) if todo else []
         return summarise(out, grid, records, log=log)
 
+# %% ../nbs/15_sweeps.ipynb #c66be752
 def _check_resume(grid:Grid, out:Path, resume:bool):
     if not any(SweepDir(out).points.glob('p-*')):
         return  # nothing of an earlier sweep ran here
@@ -310,6 +321,7 @@ def _check_resume(grid:Grid, out:Path, resume:bool):
         raise LarvaeError(f"{out}: holds a sweep with base {old}, not {grid.base}; its points ran with that base, "
                           "so continue it with the same base or choose another --out")
 
+# %% ../nbs/15_sweeps.ipynb #351dd932
 def _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log)->list:
     from distributed import Client, as_completed
     from tqdm.auto import tqdm
@@ -345,6 +357,7 @@ def point_metrics(point_dir)->dict:
         if 'mig' in t: r['mig'] = t['mig']['mig']
     return r
 
+# %% ../nbs/15_sweeps.ipynb #427d111c
 def summarise(out, grid:Grid, records:list=(), log=print)->pd.DataFrame:
     "The summary table of every point of `grid` under `out` (written to summary.parquet and summary.csv)."
     out, rows = Path(out), []

@@ -66,6 +66,7 @@ def split_events(keys:pd.DataFrame, # track keys, at least run, subrun, event
 # %% ../nbs/11_train.ipynb #ca443fc6
 def _key_str(df, n=3): return ', '.join('/'.join(str(v) for v in r) for r in df[list(EVENT_KEY)].head(n).itertuples(index=False))
 
+# %% ../nbs/11_train.ipynb #1bca6881
 def get_split(path, # the split file (parquet)
               keys:pd.DataFrame, # keys of the tracks to split
               val_split:float, seed:int, test_split:float=0., strata:str|None=None,
@@ -88,6 +89,7 @@ def get_split(path, # the split file (parquet)
                           f"use the same images or start a new run (--overwrite)")
     return sp
 
+# %% ../nbs/11_train.ipynb #21b01303
 def assign_split(keys:pd.DataFrame, split:pd.DataFrame)->np.ndarray:
     "The split label of every row of `keys`, joined on the event key (and the strata column if the split has one)."
     on = [c for c in split.columns if c != 'split']
@@ -106,6 +108,7 @@ def _no_step(n:int, where:str)->LarvaeError:
     return LarvaeError(f"{where}: {n} training image(s), too few for one batch of 2, so no optimiser step can be taken; "
                        "make more images or lower data.val_split")
 
+# %% ../nbs/11_train.ipynb #eec0a51a
 def train_epoch(model, x:torch.Tensor, opt, tc, gen:torch.Generator)->dict:
     "One pass over `x` in shuffled batches; mean total, recon and KL per image."
     model.train()
@@ -122,6 +125,7 @@ def train_epoch(model, x:torch.Tensor, opt, tc, gen:torch.Generator)->dict:
     if n == 0: raise _no_step(len(x), 'train_epoch')
     return dict(zip(('total', 'recon', 'kl'), (sums / n).tolist()))
 
+# %% ../nbs/11_train.ipynb #dfe39bd8
 @torch.inference_mode()
 def evaluate(model, x:torch.Tensor, tc, batch_size:int=256)->dict:
     "Mean total, recon and KL per image in evaluation mode (μ decoded, BatchNorm frozen)."
@@ -216,6 +220,7 @@ def _check_run_config(run_dir:Path, cfg:Config, resume:bool):
         raise LarvaeError(f"{run_dir}: holds a training run already; pass resume=True (--resume) or use a new directory")
     save_config(cfg, saved)
 
+# %% ../nbs/11_train.ipynb #80d53dd9
 def proton_data(imgs:ImageSet, cfg:Config, run_dir:Path, device:str):
     "Keys, split labels and transformed train/val tensors of the proton images (split and transform saved in `run_dir`)."
     prot = (imgs.keys['sample'] == 'proton').to_numpy().copy()
