@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import LarvaeError, warn
-from .keys import TRACK_KEY
+from .keys import TRACK_KEY, check_keys
 from .run import FEATURES_FILE, FEATURES_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 from .plotting import plot_style
 
@@ -260,9 +260,8 @@ def umap_plot(latents:np.ndarray, # (n, d) latent means
     if len(keys) != len(latents): raise LarvaeError(f"umap_plot: {len(latents)} latent rows but {len(keys)} key rows")
     bad = [f for f in feature_names if f not in features.columns]
     if bad: raise LarvaeError(f"umap_plot: no feature column(s) {bad}; choose from {list(FEATURES)}")
-    try: j = keys[k].reset_index(drop=True).assign(_row=np.arange(len(keys))).merge(
-            features[k + list(feature_names)], on=k, how='inner', validate='one_to_one')
-    except pd.errors.MergeError: raise LarvaeError("umap_plot: duplicate track keys in the latents or the features") from None
+    check_keys(keys, k, 'umap_plot: the latents\' keys'); check_keys(features, k, 'umap_plot: the features')
+    j = keys[k].reset_index(drop=True).assign(_row=np.arange(len(keys))).merge(features[k + list(feature_names)], on=k, how='inner')
     if len(j) < 3: raise LarvaeError(f"umap_plot: only {len(j)} latent rows have a feature row with the same key")
     j = j.sort_values('_row').reset_index(drop=True)
     emb = umap_embedding(np.asarray(latents, np.float64)[j['_row'].to_numpy()], j[k], cache_path, reducer, seed)

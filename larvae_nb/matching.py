@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .config import LarvaeError, MatchConfig
-from .keys import EVENT_KEY
+from .keys import EVENT_KEY, check_keys
 from .clustering import clusters_frame
 
 # %% auto #0
@@ -75,11 +75,7 @@ def match_clusters(clusters, # cluster records (list of dicts or DataFrame) with
     need = list(EVENT_KEY) + ['plane', 'cluster', 'image_intensity', 'column_maxes'] + list(TRACK_PLANE_FIELDS[:-2])
     missing = [c for c in need if c not in df.columns]
     if missing: raise LarvaeError(f"cluster table lacks column(s) {missing}; pass cluster records from 04_clustering")
-    dup = df.duplicated(list(EVENT_KEY) + ['plane', 'cluster'])
-    if dup.any():
-        r = df[dup].iloc[0]
-        raise LarvaeError(f"cluster table has duplicate clusters, first run {r['run']} subrun {r['subrun']} event "
-                          f"{r['event']} {r['plane']} cluster {r['cluster']}; was an event read twice?")
+    check_keys(df, EVENT_KEY + ('plane', 'cluster'), 'cluster table', fix='was an event read twice?')
     extra = [c for c in EXTRA_KEYS if c in df.columns]
     df = df.sort_values(list(EVENT_KEY) + ['plane', 'cluster'], kind='stable').reset_index(drop=True)
     is_col, is_ind, boxes = (df['plane'] == 'collection').to_numpy(), (df['plane'] == 'induction').to_numpy(), _boxes(df)
