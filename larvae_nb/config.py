@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #991b621c
 from __future__ import annotations
-import dataclasses, difflib, hashlib, json, math, random, warnings
+import dataclasses, difflib, hashlib, json, logging, math, os, random, sys, warnings
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -14,12 +14,12 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 # %% auto #0
-__all__ = ['Species', 'ClusterAlgorithm', 'Transform', 'Device', 'Activation', 'PROFILES', 'SEED_FLAGS', 'LarvaeError',
-           'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning', 'warn', 'Section', 'SimConfig',
-           'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig',
-           'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'Config',
-           'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'seed_everything', 'pick_device',
-           'config_hash']
+__all__ = ['log', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'Activation', 'PROFILES', 'SEED_FLAGS', 'LarvaeError',
+           'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity', 'bar_disabled',
+           'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig',
+           'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig',
+           'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config',
+           'seed_everything', 'pick_device', 'config_hash']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -56,6 +56,21 @@ class LarvaeWarning(UserWarning):
 def warn(message:str, stacklevel:int=1):
     "Issue a `LarvaeWarning` (one line on the command line)."
     warnings.warn(message, LarvaeWarning, stacklevel=stacklevel + 1)
+
+# %% ../nbs/00_config.ipynb #57df2d8d
+log = logging.getLogger('larvae_nb') # a stage's progress messages; `set_verbosity` (the CLI's --quiet / -v) sets the level
+if not log.handlers:
+    _h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter('%(message)s'))
+    log.addHandler(_h); log.setLevel(logging.INFO); log.propagate = False
+
+def set_verbosity(level:int=0):
+    "-1 quiet (warnings and errors only, no progress bars), 0 normal, 1 verbose (debug details)."
+    log.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(level, logging.DEBUG))
+    os.environ['LARVAE_PROGRESS'] = '0' if level < 0 else os.environ.get('LARVAE_PROGRESS', '1')
+
+def bar_disabled(progress:bool=True)->bool|None:
+    "tqdm's `disable`: True when asked for no bar or under --quiet, else None (a bar only on a terminal)."
+    return True if not progress or os.environ.get('LARVAE_PROGRESS') == '0' or log.level > logging.INFO else None
 
 # %% ../nbs/00_config.ipynb #24af9869
 def _coerce(name, value, tp):

@@ -11,7 +11,7 @@ from typing import Callable
 
 import larvae_nb
 from .report import missing_outputs
-from .config import Config, LarvaeError, did_you_mean, load_config
+from .config import Config, Device, LarvaeError, did_you_mean, load_config
 from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, output_dir
 
 # %% auto #0
@@ -202,10 +202,13 @@ def pipeline_cmd(out:str='larvae-out', # output directory
                  force:bool=False, # redo every stage even when nothing changed
                  until:str=None, # stop after this stage (simulate, dataset, images, train, infer, features, classify, analyse, report)
                  progress:bool=True, # progress bars (--no-progress for batch logs)
+                 device:Device=None, # torch device for images, training and inference (default: the config's, auto)
+                 workers:int=None, # stage-1 worker processes (default: the config's)
                  overrides:list=(), # dotted config overrides, e.g. train.epochs=30 (applied last)
                 ):
     "Run the whole analysis: simulate or read data, dataset, images, train, infer, classify, features, analyse, report."
-    pipeline(out, data, config, overrides, quick=quick, force=force, until=until, progress=progress)
+    flags = [f'{s}.device={device}' for s in ('images', 'train') if device] + ([f'dataset.workers={workers}'] if workers is not None else [])
+    pipeline(out, data, config, flags + list(overrides), quick=quick, force=force, until=until, progress=progress)
 
 # %% ../nbs/17_pipeline.ipynb #3d3c7181
 def quick_cache()->Path:
