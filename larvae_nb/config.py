@@ -14,7 +14,7 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 # %% auto #0
-__all__ = ['log', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'Activation', 'PROFILES', 'SEED_FLAGS', 'LarvaeError',
+__all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'Activation', 'PROFILES', 'SEED_FLAGS', 'LarvaeError',
            'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity', 'bar_disabled',
            'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig',
            'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig',
@@ -58,19 +58,24 @@ def warn(message:str, stacklevel:int=1):
     warnings.warn(message, LarvaeWarning, stacklevel=stacklevel + 1)
 
 # %% ../nbs/00_config.ipynb #57df2d8d
-log = logging.getLogger('larvae_nb') # a stage's progress messages; `set_verbosity` (the CLI's --quiet / -v) sets the level
-if not log.handlers:
-    _h = logging.StreamHandler(sys.stdout); _h.setFormatter(logging.Formatter('%(message)s'))
-    log.addHandler(_h); log.setLevel(logging.INFO); log.propagate = False
+class _CurrentStdout(logging.StreamHandler):
+    "Writes to whatever `sys.stdout` is when a message comes (a notebook's, a redirect's), plainly."
+    _sys = sys  # held here: at interpreter exit, logging flushes handlers after module globals are gone
+    stream = property(lambda self: self._sys.stdout, lambda self, value: None)
+
+logger = logging.getLogger('larvae_nb') # a stage's progress messages; `set_verbosity` (the CLI's --quiet / -v) sets the level
+if not logger.handlers:
+    _h = _CurrentStdout(); _h.setFormatter(logging.Formatter('%(message)s'))
+    logger.addHandler(_h); logger.setLevel(logging.INFO); logger.propagate = False
 
 def set_verbosity(level:int=0):
     "-1 quiet (warnings and errors only, no progress bars), 0 normal, 1 verbose (debug details)."
-    log.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(level, logging.DEBUG))
+    logger.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(level, logging.DEBUG))
     os.environ['LARVAE_PROGRESS'] = '0' if level < 0 else os.environ.get('LARVAE_PROGRESS', '1')
 
 def bar_disabled(progress:bool=True)->bool|None:
     "tqdm's `disable`: True when asked for no bar or under --quiet, else None (a bar only on a terminal)."
-    return True if not progress or os.environ.get('LARVAE_PROGRESS') == '0' or log.level > logging.INFO else None
+    return True if not progress or os.environ.get('LARVAE_PROGRESS') == '0' or logger.level > logging.INFO else None
 
 # %% ../nbs/00_config.ipynb #24af9869
 def _coerce(name, value, tp):

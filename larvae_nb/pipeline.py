@@ -11,7 +11,7 @@ from typing import Callable
 
 import larvae_nb
 from .report import missing_outputs
-from .config import Config, Device, LarvaeError, did_you_mean, load_config
+from .config import logger, Config, Device, LarvaeError, did_you_mean, load_config
 from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, output_dir
 
 # %% auto #0
@@ -64,7 +64,7 @@ def _fingerprint(stage:Stage, ctx:Context, markers:dict)->str:
     if stage.inputs is not None: parts['inputs'] = stage.inputs(ctx)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def run_stages(stages:list, ctx:Context, log=print)->dict:
+def run_stages(stages:list, ctx:Context, log=logger.info)->dict:
     "Run `stages` in order, skipping those whose inputs and config are unchanged; return seconds per stage."
     markers, times = {}, {}
     for st in stages:
@@ -123,8 +123,8 @@ def _analyse(ctx:Context):
     truth = read_manifest(ctx.data_dir).truth
     m = analyse(run_dir(ctx), ctx.o.features, ctx.cfg.analysis.analyses, ctx.cfg.analysis,
                 truth_path=truth, categories=FEATURE_CATEGORIES, scores_path=ctx.o.tracks)
-    print(summary(m))
-    print(f"metrics and figures in {run_dir(ctx)}")
+    logger.info(summary(m))
+    logger.info(f"metrics and figures in {run_dir(ctx)}")
 
 def _report(ctx:Context):
     from larvae_nb.report import run_reports
@@ -192,7 +192,7 @@ def pipeline(out='larvae-out', # output directory
                                                       'quick': quick, 'version': larvae_nb.__version__}, indent=1))
         stages = STAGES[:names.index(until) + 1] if until else STAGES
         times = run_stages(stages, ctx)
-    print(f"pipeline finished in {sum(times.values()):.0f} s; outputs in {out}")
+    logger.info(f"pipeline finished in {sum(times.values()):.0f} s; outputs in {out}")
     return times
 
 def pipeline_cmd(out:str='larvae-out', # output directory
@@ -219,7 +219,7 @@ def quick_cache()->Path:
 
 def report_out(out=None, # a finished `larvae pipeline` output; None: `project_out` if finished, else the quick cache
                project_out='../larvae-out', # the default run of this checkout, relative to nbs/
-               log=print)->Path:
+               log=logger.info)->Path:
     "The pipeline output a report reads, making the shared quick run if nothing else is there."
     if out is not None:
         out, miss = Path(out), missing_outputs(out)

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 import larvae_nb
-from .config import LarvaeError
+from .config import logger, LarvaeError
 from .run import PIPELINE_FILE, Output, RunDir
 
 # %% auto #0
@@ -106,7 +106,7 @@ def report_notebooks(nbs=None)->list[Path]:
 def run_reports(out, # a finished pipeline output
                 dest=None, # where the executed notebooks go; default OUT/report
                 notebooks=None, # report notebooks to run; default all of `report_notebooks()`
-                log=print)->list[Path]:
+                log=logger.info)->list[Path]:
     "Execute the report notebooks with papermill against `out`; return the executed copies."
     import papermill as pm
     out = Path(out).resolve()
