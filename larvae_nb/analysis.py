@@ -70,6 +70,7 @@ def resolve_loader(loader:Callable|None)->Callable:
     except ImportError as e: raise LarvaeError(f"larvae_nb.inference is not available ({e}); run `larvae infer` with a full install") from None
     return load_inference
 
+# %% ../nbs/14c_analysis.ipynb #2e0cb4d5
 def load_latents(run_dir, splits=('val', 'kaon'), loader:Callable|None=None)->pd.DataFrame:
     "Keyed latents (and reconstruction error) of the given inference splits of a run."
     loader, frames = resolve_loader(loader), []

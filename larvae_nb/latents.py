@@ -255,7 +255,7 @@ def _regressible(F:pd.DataFrame, folds:int)->tuple[list, dict]:
         else: todo.append((f, y, ok))
     return todo, skipped
 
-# %% ../nbs/14_latents.ipynb #c6fc7f21
+# %% ../nbs/14_latents.ipynb #0005b84f
 def _feature_numbers(r:dict, mi:np.ndarray, y:np.ndarray, ok:np.ndarray, dims:list, sample)->dict:
     "One feature's ridge and MLP R² (overall and per sample), MAE, RMSE, permutation importance and mutual information."
     out = {'r2_ridge': r['ridge']['r2'], 'r2_mlp': r['mlp']['r2'], 'r2_gap': r['mlp']['r2'] - r['ridge']['r2'],
@@ -267,6 +267,7 @@ def _feature_numbers(r:dict, mi:np.ndarray, y:np.ndarray, ok:np.ndarray, dims:li
                              for s in sorted(set(sample[ok])) if (sample[ok] == s).sum() > 2 and np.ptp(y[ok][sample[ok] == s]) > 0}
     return out
 
+# %% ../nbs/14_latents.ipynb #35b4913c
 def nonlinear(Z:pd.DataFrame, # latents
               F:pd.DataFrame, # features, same rows
               sample=None, # per-row sample labels, for per-sample R²
