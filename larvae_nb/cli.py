@@ -25,7 +25,7 @@ COMMANDS = {
     'infer': ('larvae_nb.inference', 'infer_cmd'),
     'classify': ('larvae_nb.classifier', 'classify_cmd'),
     'features': ('larvae_nb.features', 'features_cmd'),
-    'analyse': ('larvae_nb.latents', 'analyse_cmd'),
+    'analyse': ('larvae_nb.analysis', 'analyse_cmd'),
     'sweep': ('larvae_nb.sweeps', 'sweep_cmd'),
     'pipeline': ('larvae_nb.pipeline', 'pipeline_cmd'),
 }

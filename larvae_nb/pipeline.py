@@ -118,7 +118,7 @@ def _classify(ctx:Context):
 
 def _analyse(ctx:Context):
     from larvae_nb.dataset import read_manifest
-    from larvae_nb.latents import analyse, summary
+    from larvae_nb.analysis import analyse, summary
     from larvae_nb.features import FEATURE_CATEGORIES
     truth = read_manifest(ctx.data_dir).truth
     m = analyse(run_dir(ctx), ctx.o.features, ctx.cfg.analysis.analyses, ctx.cfg.analysis,
@@ -155,7 +155,7 @@ STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'physics', 'root
           Stage('infer', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _infer, ('inference', 'model')),
           Stage('features', (), ('dataset',), _features, ('features',)),
           Stage('classify', ('images', 'data', 'model', 'optimizer', 'train', 'classifier'), ('train',), _classify, ('classifier', 'train', 'model')),
-          Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse, ('latents',), _truth_inputs),
+          Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse, ('analysis', 'latents', 'metrics', 'latent_figures'), _truth_inputs),
           Stage('report', (), ('analyse',), _report, ('report',))]
 
 # %% ../nbs/17_pipeline.ipynb #61606f71
