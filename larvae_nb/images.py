@@ -204,7 +204,9 @@ def make_images(tracks:pd.DataFrame|pa.Table, # track rows: run, subrun, event, 
     for a in range(0, n, bs):
         b = min(n, a + bs)
         t = torch.from_numpy(fill_canvases(buf[:b - a], planes, a, b, cfg.wire_align)).to(device)
-        x[a:b] = F.interpolate(t, size=(hw, hw), mode='bilinear', align_corners=False, antialias=cfg.antialias).cpu()
+        if not cfg.antialias: t = t.flatten(0, 1)[:, None]  # planes as one-channel images: same result, ~7x faster on CPU
+        y = F.interpolate(t, size=(hw, hw), mode='bilinear', align_corners=False, antialias=cfg.antialias)
+        x[a:b] = y.view(b - a, 2, hw, hw).cpu()
     return ImageSet(x, keys, {'images': asdict(cfg), 'device': device})
 
 # %% ../nbs/09_images.ipynb #7872c688
