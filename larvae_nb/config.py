@@ -14,12 +14,12 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 # %% auto #0
-__all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'Activation', 'PROFILES', 'SEED_FLAGS', 'LarvaeError',
-           'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity', 'bar_disabled',
-           'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig',
-           'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig',
-           'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config',
-           'seed_everything', 'pick_device', 'config_hash']
+__all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'WireAlign', 'Activation', 'PROFILES', 'SEED_FLAGS',
+           'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity',
+           'bar_disabled', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config',
+           'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'ClassifierConfig',
+           'DataConfig', 'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides',
+           'load_config', 'seed_everything', 'pick_device', 'config_hash']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -284,20 +284,27 @@ class DatasetConfig(Section):
 Transform = Literal['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', 'clamp99_minmax',
                     'tanh100', 'tanh500', 'mpv_linear', 'mpv_tanh', 'hill_mpv']
 Device = Literal['auto', 'cuda', 'mps', 'cpu']
+WireAlign = Literal['bottom', 'top']
 
 @dataclass
 class ImageConfig(Section):
     "Track-end images (see 09_images)."
     n_wires:int = 50 # wires kept at the stopping end
-    canvas_ticks:int = 256 # canvas width in ticks, centred on the first kept wire's peak tick
+    canvas_wires:int = 50 # canvas height [wires], at least n_wires (the seed: 51, its last row always empty)
+    canvas_ticks:int = 256 # canvas width [ticks]; the first kept wire's peak tick goes to column canvas_ticks // 2
+    wire_align:WireAlign = 'bottom' # bottom: stopping wire on the last canvas row; top: first kept wire on row 0 (the seed)
+    antialias:bool = True # widen the bilinear kernel when shrinking; False: plain bilinear sampling (the seed)
     output_hw:int = 48 # output images are output_hw x output_hw
     transform:Transform = 'log1p' # applied at training time
     device:Device = 'auto'
-    batch_size:int = 1024 # tracks per batched resize
+    batch_size:int = 1024 # tracks per batched resize (fewer when their canvases would exceed 128 MB)
 
     def check(self):
-        for k in ('n_wires', 'canvas_ticks', 'output_hw', 'batch_size'):
+        for k in ('n_wires', 'canvas_wires', 'canvas_ticks', 'output_hw', 'batch_size'):
             if getattr(self, k) < 1: raise ConfigError(f"{self._name(k)} must be at least 1")
+        if self.canvas_wires < self.n_wires:
+            raise ConfigError(f"{self._name('canvas_wires')}={self.canvas_wires} is below n_wires={self.n_wires}; "
+                              "make the canvas at least as tall as the wires kept")
 
 # %% ../nbs/00_config.ipynb #d6be2b19
 Activation = Literal['softplus', 'relu', 'gelu', 'silu', 'leaky_relu']

@@ -66,3 +66,96 @@ def test_missing_column_is_one_line(cmd, col, dataset, tmp_path):
 def test_corrupt_tracks_is_one_line(cmd, tmp_path):
     (tmp_path/'tracks.parquet').write_bytes(b'not parquet')
     one_line_error(run(cmd, '--dataset', str(tmp_path), '--out', str(tmp_path/'o')), 'not a readable Parquet file')
+
+
+# The seed's images (SEED_SPEC A.2-A.4), against a direct implementation written here from the spec:
+# last 50 wires, 51 x 1502 canvas, top aligned, x0 = max(0, min(751 - v, 1502 - w)), then plain bilinear
+# sampling with half-pixel centres, every weight spelled out.
+SEED = dict(n_wires=50, canvas_wires=51, canvas_ticks=1502, wire_align='top', antialias=False)
+
+
+def seed_image(crop, size=48):
+    kept = np.asarray(crop, np.float64)[-50:]
+    h, w = kept.shape
+    v = int(np.argmax(kept[0]))
+    x0 = max(0, min(751 - v, 1502 - w))
+    canvas = np.zeros((51, 1502))
+    canvas[:h, x0:x0 + w] = kept
+    out = np.zeros((size, size))
+    for i in range(size):
+        y = max((i + 0.5)*51/size - 0.5, 0.)
+        r0 = int(y); r1 = min(r0 + 1, 50); wy = y - r0
+        for j in range(size):
+            x = max((j + 0.5)*1502/size - 0.5, 0.)
+            c0 = int(x); c1 = min(c0 + 1, 1501); wx = x - c0
+            out[i, j] = ((1 - wy)*(1 - wx)*canvas[r0, c0] + (1 - wy)*wx*canvas[r0, c1]
+                         + wy*(1 - wx)*canvas[r1, c0] + wy*wx*canvas[r1, c1])
+    return out
+
+
+def one_track(col, ind=None):
+    ind = col if ind is None else ind
+    return pd.DataFrame([dict(run=1, subrun=0, event=1, track=0, sample='kaon', col_image=list(col), ind_image=list(ind))])
+
+
+def test_seed_sampling_by_hand():
+    from larvae_nb.config import ImageConfig
+    from larvae_nb.images import make_images
+    cfg = ImageConfig(device='cpu', **SEED)
+    crop = np.zeros((2, 40), np.float32); crop[0, 5] = 200; crop[0, 20] = 100  # peak tick 5 -> column 751; tick 20 -> 766
+    x = make_images(one_track(crop), cfg).x[0, 0].numpy()
+    want = np.zeros((48, 48)); want[0, 24] = 100*31/32*41/48  # output (0, 24) reads rows 0/1 at 31/32, 1/32 and columns 766/767 at 41/48, 7/48
+    np.testing.assert_allclose(x, want, atol=5e-3)  # torch's float32 source coordinate is off by ~2e-5
+    x = make_images(one_track(np.full((60, 40), 100, np.float32)), cfg).x[0, 0].numpy()
+    assert set(np.nonzero(x)[1]) == {24}
+    np.testing.assert_allclose(x[:47, 24], 100, rtol=1e-6)
+    np.testing.assert_allclose(x[47, 24], 3.125, rtol=1e-5)  # row 47 blends canvas row 49 (1/32) with the empty row 50
+
+
+def test_seed_images_match_direct_formula():
+    import pyarrow as pa
+    from larvae_nb.config import ImageConfig
+    from larvae_nb.images import make_images
+    rng, rows, crops = np.random.default_rng(3), [], []
+    for i, (h, w) in enumerate([(11, 40), (50, 300), (51, 30), (120, 1499), (30, 1400), (75, 900), (15, 5), (178, 760)]):
+        col = np.where(rng.random((h, w)) < 0.3, rng.integers(16, 900, (h, w)), 0).astype(np.float32)
+        col[:, 0] = 20  # every wire holds charge, like a cluster; the first wire of a few crops peaks at tick 0 (clamping)
+        if i % 2: col[-min(h, 50), rng.integers(0, w)] = 2000
+        ind = np.roll(col, 1, axis=1)*0.4
+        crops.append((col, ind))
+        rows.append(dict(run=1, subrun=0, event=i, track=0, sample='proton', col_image=list(col), ind_image=list(ind)))
+    df = pd.DataFrame(rows)
+    for tracks in (df, pa.Table.from_pandas(df)):
+        x = make_images(tracks, ImageConfig(device='cpu', batch_size=3, **SEED)).x.numpy()
+        for k, (col, ind) in enumerate(crops):
+            for c, crop in enumerate((col, ind)):
+                want = seed_image(crop)
+                # torch places the sample points in float32 (~6e-5 of a pixel at column 766): weights good to 1e-4
+                np.testing.assert_allclose(x[k, c], want, atol=1e-4*crop.max(), err_msg=f"track {k}, plane {c}")
+                if want.any(): assert np.corrcoef(x[k, c].ravel(), want.ravel())[0, 1] > 0.999999
+                else: assert k == 6 and not x[k, c].any()  # 5 ticks at columns 751-755: between the sample points, the image is empty
+
+
+def test_larvae_alignment_and_edge_clipping():
+    from larvae_nb.images import crop_to_canvas
+    crop = np.zeros((20, 400), np.float32); crop[0, 390] = 5; crop[:, 10] = 1; crop[-1, 300] = 9
+    c = crop_to_canvas(crop, 50, 256)  # larvae_nb: 50 x 256, bottom aligned
+    assert c.shape == (50, 256) and c[:30].sum() == 0 and c[-1].max() == 9  # stopping wire on the last row
+    assert c[30].argmax() == 390 - 144  # first kept wire on row 30; its peak cannot reach column 128: clamped, ticks 144..399 fill the canvas
+    assert c[:, :].sum() == 5 + 9  # ticks 0..143 (the column of ones) fell off the left edge
+    s = crop_to_canvas(crop, 50, 1502, 51, 'top')  # the seed: nothing is cut, first wire on row 0
+    assert s[0].argmax() == 751 and s[19].max() == 9 and s[20:].sum() == 0 and s.sum() == crop.sum()
+
+
+def test_seed_settings_through_the_command(dataset, tmp_path):
+    r = run('images', '--dataset', str(dataset), '--out', str(tmp_path), *(f'images.{k}={str(v).lower()}' for k, v in SEED.items()))
+    assert r.returncode == 0, r.stderr
+    from larvae_nb.images import ImageSet
+    ims = ImageSet.load(tmp_path/'images.pt')
+    assert ims.meta['images']['canvas_ticks'] == 1502 and ims.meta['images']['antialias'] is False
+    tracks = pd.read_parquet(dataset/'tracks.parquet')
+    for k in (0, 5):
+        crop = np.stack(tracks['col_image'][k])
+        np.testing.assert_allclose(ims.x[k, 0].numpy(), seed_image(crop), atol=1e-4*crop.max())
+    one_line_error(run('images', '--dataset', str(dataset), '--out', str(tmp_path/'o'), 'images.canvas_wires=49'),
+                   'images.canvas_wires=49 is below n_wires=50')
