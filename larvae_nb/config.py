@@ -160,7 +160,7 @@ class SimConfig(Section):
     ticks:int = 3072 # time samples per wire (128 ns each)
     run:int = 8000 # run number written for the proton sample (kaons use run + 1)
     events_per_chunk:int = 100 # events generated and written per ROOT basket
-    noise_rms_adc:float = 2.0 # incoherent noise per sample [ADC]
+    noise_rms_adc:float = 1.85 # incoherent noise per sample [ADC] (tuned on the proton sample's raw clusters, 02_detsim)
     coherent_noise_rms_adc:float = 0.0 # noise common to groups of 32 channels [ADC]
     dead_channel_fraction:float = 0.0 # fraction of channels read as zero
     recombination:Literal['modbox', 'birks'] = 'modbox'
