@@ -180,27 +180,17 @@ class SimConfig(Section):
     ticks:int = 3072 # time samples per wire (128 ns each)
     run:int = 8000 # run number written for the proton sample (kaons use run + 1)
     events_per_chunk:int = 100 # events generated and written per ROOT basket
-    kaon_sample_contamination:dict[str, float] = field(default_factory=lambda: {'proton': 0.08, 'pion': 0.05, 'muon': 0.03}) # fractions
-    proton_sample_contamination:dict[str, float] = field(default_factory=lambda: {'kaon': 0.01, 'pion': 0.02}) # fractions
-    noise_rms_adc:float = 2.0 # incoherent noise per sample [ADC]
+    noise_rms_adc:float = 1.85 # incoherent noise per sample [ADC] (tuned on the proton sample's raw clusters, 02_detsim)
     coherent_noise_rms_adc:float = 0.0 # noise common to groups of 32 channels [ADC]
     dead_channel_fraction:float = 0.0 # fraction of channels read as zero
     recombination:Literal['modbox', 'birks'] = 'modbox'
     step_cm:float = 0.04 # transport step in liquid argon [cm]
-    reco_efficiency:float = 0.93 # fraction of events for which the reco CSV has a track
-    reco_dedx_smear:float = 0.06 # relative smearing of reconstructed dE/dx per hit
 
     def check(self):
         for k in ('n_protons', 'n_kaons'):
             if getattr(self, k) < 0: raise ConfigError(f"{self._name(k)} must be >= 0")
         if self.ticks < 256: raise ConfigError(f"{self._name('ticks')}={self.ticks} is too short; use at least 256 ticks")
-        for k in ('kaon_sample_contamination', 'proton_sample_contamination'):
-            fr = getattr(self, k)
-            for sp in fr: check_choice(f"{self._name(k)} species", sp, get_args(Species))
-            if any(v < 0 for v in fr.values()) or sum(fr.values()) >= 1:
-                raise ConfigError(f"{self._name(k)}={fr} must be non-negative fractions summing to less than 1")
-        for k in ('dead_channel_fraction', 'reco_efficiency'):
-            if not 0 <= getattr(self, k) <= 1: raise ConfigError(f"{self._name(k)} must lie in [0, 1]")
+        if not 0 <= self.dead_channel_fraction <= 1: raise ConfigError(f"{self._name('dead_channel_fraction')} must lie in [0, 1]")
         if self.step_cm <= 0: raise ConfigError(f"{self._name('step_cm')} must be positive")
 
 # %% ../nbs/00_config.ipynb #a0af408d

@@ -18,11 +18,11 @@ from .keys import EVENT_KEY
 from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 
 # %% auto #0
-__all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'BEAM_EXTRAS', 'TRACKS_SCHEMA', 'SCHEMA_KEY', 'CAL_PREFIX',
-           'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job', 'count_by_label',
-           'process_entries', 'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes', 'read_reco',
-           'pid_tables', 'cluster_pid', 'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd', 'cutflow_by',
-           'stops_in_argon', 'pid_vs_truth']
+__all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'BEAM_EXTRAS', 'BEAM_FLAGS', 'TRACKS_SCHEMA', 'SCHEMA_KEY',
+           'CAL_PREFIX', 'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job',
+           'count_by_label', 'process_entries', 'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes',
+           'read_reco', 'pid_tables', 'cluster_pid', 'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd',
+           'cutflow_by', 'stops_in_argon', 'pid_vs_truth']
 
 # %% ../nbs/08_dataset.ipynb #bac656a3
 MANIFEST = 'larvae-data.yaml'
@@ -144,6 +144,8 @@ def _read_keyed_csv(path:Path, required:tuple, what:str, key:tuple=EVENT_KEY)->p
 BEAM_VALUES = ('p', 'm', 'beamline_mass') # LArIAT's picky+match.csv: picky flag (0/1), match flag (0/1), measured mass [MeV/c2]
 BEAM_EXTRAS = ('beamline_momentum_mevc', 'tof_ns') # optional: measured WC momentum [MeV/c], time of flight [ns] (larvae's simulation writes them)
 
+BEAM_FLAGS = {'p': 'p is the picky flag of the WC track, not its momentum', 'm': 'm is the WC-to-TPC match flag, not a mass'}
+
 def read_beamline(path)->pd.DataFrame:
     "The beamline CSV: run, subrun, event, p (picky flag), m (match flag), beamline_mass [MeV/c2] (+ optional extras); rows without finite values are dropped with a warning."
     path = Path(path)
@@ -155,6 +157,11 @@ def read_beamline(path)->pd.DataFrame:
         if bad.all(): raise LarvaeError(f"{path}: no row of the beamline CSV has finite numbers in p, m and beamline_mass (e.g. {row}); fix the file")
         warn(f"{path}: dropped {int(bad.sum())} of {len(df)} beamline row(s) whose p, m or beamline_mass is empty, infinite or not a number "
              f"(e.g. data row {i + 1}: {row}); their tracks get no beamline values")
+    for c, what in BEAM_FLAGS.items():
+        off = ~bad & ~vals[c].isin((0., 1.))
+        if off.any():
+            i = int(np.flatnonzero(off)[0])
+            raise LarvaeError(f"{path}: column '{c}' must be a 0/1 flag ({what}), but data row {i + 1} has {c}={_cell(df[c].iloc[i])}; fix the file")
     extra = df[[c for c in BEAM_EXTRAS if c in df.columns]].apply(pd.to_numeric, errors='coerce').astype(float)
     return pd.concat([df.loc[~bad, list(EVENT_KEY)], vals[~bad], extra[~bad]], axis=1).reset_index(drop=True)
 
@@ -178,7 +185,7 @@ def _image_array(images:list)->pa.Array:
     flat = np.concatenate([a.ravel() for a in images]).astype(np.float32) if images else np.zeros(0, np.float32)
     return pa.ListArray.from_arrays(pa.array(outer), pa.ListArray.from_arrays(pa.array(inner), pa.array(flat)))
 
-TRACKS_SCHEMA = 1 # version of tracks.parquet's columns and their meaning; bump it when they change
+TRACKS_SCHEMA = 2 # version of tracks.parquet's columns and their meaning; bump it when they change (2: p, m are the picky and match flags, beamline_mass the measured mass)
 SCHEMA_KEY = b'larvae_tracks_schema' # the Parquet metadata key that records it
 
 def tracks_to_arrow(df:pd.DataFrame)->pa.Table:

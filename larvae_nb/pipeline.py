@@ -147,7 +147,7 @@ def _manifest_inputs(ctx:Context, which:tuple)->dict:
 def _dataset_inputs(ctx): return _manifest_inputs(ctx, ('samples', 'beamline', 'reco', 'bethe_bloch', 'lifetime'))
 def _truth_inputs(ctx): return _manifest_inputs(ctx, ('truth',))
 
-STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'physics', 'root_io')),
+STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'beam', 'transport', 'reco', 'physics', 'root_io')),
           Stage('dataset', ('cluster', 'cuts', 'match', 'chi2'), ('simulate',), _dataset,
                 ('dataset', 'root_io', 'clustering', 'cuts', 'matching', 'chi2', 'physics'), _dataset_inputs),
           Stage('images', ('images',), ('dataset',), _images, ('images',)),
