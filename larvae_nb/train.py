@@ -97,10 +97,10 @@ def get_split(path, # the split file (parquet)
 
 # %% ../nbs/11_train.ipynb #21b01303
 def assign_split(keys:pd.DataFrame, split:pd.DataFrame)->np.ndarray:
-    "The split label of every row of `keys`, joined on the event key (and the strata column if the split has one)."
+    "The split label of every row of `keys` ('nan' where the split lacks it), joined on the event key (and the strata column if the split has one)."
     on = [c for c in split.columns if c != 'split']
     m = keys[on].merge(split, on=on, how='left', validate='many_to_one')
-    return m['split'].to_numpy(dtype=str)
+    return np.array(m['split'].tolist(), dtype=str)  # (pandas' to_numpy(dtype=str) cuts labels to one letter when NaN is present)
 
 # %% ../nbs/11_train.ipynb #d4fab3a5
 def seed_split_indices(n:int, # number of tracks
