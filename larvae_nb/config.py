@@ -254,6 +254,7 @@ class Chi2Config(Section):
     pida_max_rr:float = 30. # [cm]
     calib:float = 0.122 # own-cluster calorimetry: raw ADC·tick per drifted electron on a collection wire (07_chi2)
     lifetime_us:float|None = 758. # electron lifetime for events the data's lifetime table lacks [us] (Run II median); None: no correction
+    seed_table_flip:bool = False # true: reproduce the seed's bb_file defect (dE/dx column read against the mirrored residual range)
 
     def check(self):
         if not self.calib > 0: raise ConfigError(f"{self._name('calib')}={self.calib} must be positive [ADC·tick per electron]")
@@ -310,6 +311,7 @@ class ModelConfig(Section):
     stride:int = 2
     padding:int|None = None # None: kernel // 2, so each block divides the size by the stride
     activation:Activation = 'softplus'
+    output:Literal['softplus', 'relu', 'hidden'] = 'softplus' # activation after the last decoder layer; 'hidden': model.activation (the seed)
     dropout:float = 0.
 
     @property
@@ -337,7 +339,8 @@ class ModelConfig(Section):
 
 @dataclass
 class OptimizerConfig(Section):
-    "Adam with decoupled weight decay."
+    "Adam: with decoupled weight decay ('adamw') or with weight decay added to the gradient as L2 ('adam', the seed)."
+    name:Literal['adamw', 'adam'] = 'adamw'
     lr:float = 1e-3
     weight_decay:float = 1e-4
 
@@ -355,6 +358,8 @@ class TrainConfig(Section):
     signal_weight:float = 10. # weight of signal pixels in the MSE
     patience:int = 20 # early stopping: epochs without improvement
     min_delta:float = 1e-4 # early stopping: smallest improvement of the val loss that counts
+    eval_z:Literal['mu', 'sample'] = 'mu' # z decoded for the val loss and inference: μ, or a seeded draw μ + σε (the seed)
+    recon_error:Literal['weighted_sse', 'pixel_mse'] = 'weighted_sse' # inference's recon_error: the loss's weighted sum, or the seed's plain per-pixel mean
     device:Device = 'auto'
 
     def check(self):
@@ -381,6 +386,7 @@ class DataConfig(Section):
     "How the proton sample is split for training."
     val_split:float = 0.1 # fraction of proton events held out for validation
     random_seed:int = 42 # seeds the split and the training
+    split_rule:Literal['events', 'seed'] = 'events' # 'events': shuffled proton events; 'seed': sklearn train_test_split of the tracks in key order
 
     def check(self):
         if not 0 < self.val_split < 1: raise ConfigError(f"{self._name('val_split')}={self.val_split} must lie in (0, 1)")

@@ -80,13 +80,15 @@ def encode_images(run:Run, x:torch.Tensor, # (N, 2, H, W) raw ADC
     tc, dev = run.cfg.train, next(run.model.parameters()).device
     out = {k: [] for k in ('mu', 'logvar', 'recon_error', 'mse') + (('recon',) if save_recon else ())}
     model = run.model.eval().to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(run.cfg.data.random_seed) if tc.eval_z == 'sample' else None
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
             xb = apply_transform(x[i:i + batch_size], run.transform, run.stats).to(device=dev, dtype=torch.float32)
-            recon, mu, logvar = model(xb.contiguous(memory_format=torch.channels_last))
+            recon, mu, logvar = model(xb.contiguous(memory_format=torch.channels_last), sample=gen is not None, generator=gen)
             recon = recon.contiguous()
-            vals = {'mu': mu, 'logvar': logvar, 'recon_error': weighted_sse(recon, xb, tc.signal_threshold, tc.signal_weight),
-                    'mse': (recon - xb).square().flatten(1).mean(1), 'recon': recon}
+            mse = (recon - xb).square().flatten(1).mean(1)
+            vals = {'mu': mu, 'logvar': logvar, 'mse': mse, 'recon': recon, 'recon_error': mse if tc.recon_error == 'pixel_mse'
+                    else weighted_sse(recon, xb, tc.signal_threshold, tc.signal_weight)}
             for k in out: out[k].append(vals[k].cpu())
     lat, hw = run.cfg.model.latent, run.cfg.model.input_hw
     empty = {'mu': (0, lat), 'logvar': (0, lat), 'recon_error': (0,), 'mse': (0,), 'recon': (0, 2, hw, hw)}
@@ -111,7 +113,8 @@ def infer(run_dir, # a run directory written by `train`
     keys = imgs.keys.reset_index(drop=True)
     prot = (keys['sample'] == 'proton').to_numpy()
     lab = np.full(len(keys), '', dtype=object)
-    lab[prot] = assign_split(keys[prot], get_split(run.dir/SPLIT_FILE, keys[prot], run.cfg.data.val_split, run.cfg.data.random_seed))
+    lab[prot] = assign_split(keys[prot], get_split(run.dir/SPLIT_FILE, keys[prot], run.cfg.data.val_split, run.cfg.data.random_seed,
+                                                   rule=run.cfg.data.split_rule))
     others = sorted(set(keys['sample'][~prot]))
     clash = [s for s in others if s in ('train', 'val')]
     if clash: raise LarvaeError(f"sample label {clash[0]!r} clashes with the split names train/val; rename the sample in the manifest")

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import Config, LarvaeError, config_hash, flag_overrides, load_config, pick_device, seed_everything
-from .keys import EVENT_KEY
+from .config import (Config, LarvaeError, OptimizerConfig, check_choice, config_hash, flag_overrides, load_config,
+                              pick_device, seed_everything)
+from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
                            atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch)
 from .images import ImageSet, apply_transform, fit_transform
@@ -22,8 +23,9 @@ from .model import VAE, vae_loss
 from .plotting import plot_style, savefig
 
 # %% auto #0
-__all__ = ['images_file', 'load_images', 'split_events', 'get_split', 'assign_split', 'train_epoch', 'evaluate', 'sanity_check',
-           'rng_state', 'set_rng_state', 'plot_history', 'EarlyStopping', 'proton_data', 'train', 'train_cmd']
+__all__ = ['images_file', 'load_images', 'split_events', 'get_split', 'assign_split', 'seed_split_indices', 'seed_split',
+           'train_epoch', 'evaluate', 'make_optimizer', 'sanity_check', 'rng_state', 'set_rng_state', 'plot_history',
+           'EarlyStopping', 'proton_data', 'train', 'train_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
@@ -70,11 +72,15 @@ def _key_str(df, n=3): return ', '.join('/'.join(str(v) for v in r) for r in df[
 def get_split(path, # the split file (parquet)
               keys:pd.DataFrame, # keys of the tracks to split
               val_split:float, seed:int, test_split:float=0., strata:str|None=None,
+              rule:str='events', # 'events' (`split_events`) or 'seed' (`seed_split`; no test set, no strata)
              )->pd.DataFrame:
     "The saved split at `path`, checked against `keys`; drawn and saved atomically if the file does not exist."
     path = Path(path)
     if not path.exists():
-        sp = split_events(keys, val_split, seed, test_split, strata)
+        check_choice('data.split_rule', rule, ('events', 'seed'))
+        if rule == 'seed' and (test_split or strata):
+            raise LarvaeError("data.split_rule='seed' draws train and val only; use rule='events' for a test set or strata")
+        sp = seed_split(keys, val_split, seed) if rule == 'seed' else split_events(keys, val_split, seed, test_split, strata)
         with atomic_path(path) as tmp: sp.to_parquet(tmp, index=False)
         return sp
     sp = pd.read_parquet(path)
@@ -91,10 +97,35 @@ def get_split(path, # the split file (parquet)
 
 # %% ../nbs/11_train.ipynb #21b01303
 def assign_split(keys:pd.DataFrame, split:pd.DataFrame)->np.ndarray:
-    "The split label of every row of `keys`, joined on the event key (and the strata column if the split has one)."
+    "The split label of every row of `keys` ('nan' where the split lacks it), joined on the event key (and the strata column if the split has one)."
     on = [c for c in split.columns if c != 'split']
     m = keys[on].merge(split, on=on, how='left', validate='many_to_one')
-    return m['split'].to_numpy(dtype=str)
+    return np.array(m['split'].tolist(), dtype=str)  # (pandas' to_numpy(dtype=str) cuts labels to one letter when NaN is present)
+
+# %% ../nbs/11_train.ipynb #d4fab3a5
+def seed_split_indices(n:int, # number of tracks
+                       val_split:float, # fraction for validation (rounded up, as sklearn does)
+                       seed:int, # random_state
+                      )->tuple[np.ndarray, np.ndarray]:
+    "The seed's draw: (train_idx, val_idx) of sklearn's `train_test_split(arange(n), test_size=val_split, random_state=seed)`."
+    from sklearn.model_selection import train_test_split
+    if n < 2: raise LarvaeError(f"only {n} track(s): too few to split into train/val; make more images")
+    tr, va = train_test_split(np.arange(n), test_size=val_split, random_state=seed)
+    return np.asarray(tr), np.asarray(va)
+
+# %% ../nbs/11_train.ipynb #e5abc4b6
+def seed_split(keys:pd.DataFrame, # proton track keys: run, subrun, event, track
+               val_split:float, seed:int,
+              )->pd.DataFrame:
+    "One row per event: run, subrun, event, split, drawn by the seed's rule over the tracks sorted by key."
+    tk = keys[list(TRACK_KEY)].drop_duplicates().sort_values(list(TRACK_KEY)).reset_index(drop=True)
+    multi = tk.duplicated(list(EVENT_KEY), keep=False)
+    if multi.any():
+        raise LarvaeError(f"data.split_rule='seed' splits tracks, but {int(multi.sum())} tracks share an event with another "
+                          f"(e.g. {_key_str(tk[multi], 1)}); the saved split is per event: use data.split_rule='events'")
+    lab = np.full(len(tk), 'train', dtype=object)
+    lab[seed_split_indices(len(tk), val_split, seed)[1]] = 'val'
+    return tk[list(EVENT_KEY)].assign(split=lab.astype(str))
 
 # %% ../nbs/11_train.ipynb #1c0c33d5
 def _batches(n, batch_size, gen, device):
@@ -127,16 +158,24 @@ def train_epoch(model, x:torch.Tensor, opt, tc, gen:torch.Generator)->dict:
 
 # %% ../nbs/11_train.ipynb #dfe39bd8
 @torch.inference_mode()
-def evaluate(model, x:torch.Tensor, tc, batch_size:int=256)->dict:
-    "Mean total, recon and KL per image in evaluation mode (μ decoded, BatchNorm frozen)."
+def evaluate(model, x:torch.Tensor, tc, batch_size:int=256,
+             generator:torch.Generator|None=None, # source of ε when tc.eval_z == 'sample'
+            )->dict:
+    "Mean total, recon and KL per image in evaluation mode (BatchNorm frozen; μ decoded, or a draw of z if tc.eval_z == 'sample')."
     model.eval()
     sums = torch.zeros(3, device=x.device)
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size]
-        recon, mu, logvar = model(xb)
+        recon, mu, logvar = model(xb, sample=tc.eval_z == 'sample', generator=generator)
         t = vae_loss(recon, xb, mu, logvar, tc.beta, tc.signal_threshold, tc.signal_weight)
         sums += torch.stack([t.total, t.recon, t.kl]) * len(xb)
     return dict(zip(('total', 'recon', 'kl'), (sums / max(len(x), 1)).tolist()))
+
+# %% ../nbs/11_train.ipynb #b8def7e9
+def make_optimizer(params, oc:OptimizerConfig)->torch.optim.Optimizer:
+    "Adam or AdamW over `params` with the section's learning rate and weight decay."
+    cls = {'adamw': torch.optim.AdamW, 'adam': torch.optim.Adam}[check_choice('optimizer.name', oc.name, ('adamw', 'adam'))]
+    return cls(params, lr=oc.lr, weight_decay=oc.weight_decay)
 
 # %% ../nbs/11_train.ipynb #28c4e282
 def sanity_check(model, xb:torch.Tensor, tc)->float:
@@ -231,7 +270,8 @@ def proton_data(imgs:ImageSet, cfg:Config, run_dir:Path, device:str):
         raise LarvaeError(f"images are {tuple(imgs.x.shape[1:])}, the model expects (2, {hw}, {hw}); set model.input_hw or remake the images")
     keys = imgs.keys[prot].reset_index(drop=True)
     x = imgs.x[torch.from_numpy(prot)]
-    lab = assign_split(keys, get_split(run_dir/SPLIT_FILE, keys, cfg.data.val_split, cfg.data.random_seed))
+    lab = assign_split(keys, get_split(run_dir/SPLIT_FILE, keys, cfg.data.val_split, cfg.data.random_seed,
+                                       rule=cfg.data.split_rule))
     tr, va = torch.from_numpy(lab == 'train'), torch.from_numpy(lab == 'val')
     name = cfg.images.transform
     if (run_dir/TRANSFORM_FILE).exists(): stats = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics', keys=('stats',))['stats']
@@ -259,7 +299,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
     if len(x_tr) < 2: raise _no_step(len(x_tr), f"{run_dir/SPLIT_FILE}")
     seed_everything(seed)
     model = VAE(cfg.model).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    opt = make_optimizer(model.parameters(), cfg.optimizer)
     gen = torch.Generator().manual_seed(seed)
     hist = {'train': {k: [] for k in ('total', 'recon', 'kl')}, 'val': {k: [] for k in ('total', 'recon', 'kl')},
             'train_seconds': [], 'val_seconds': [], 'train_images_per_second': [],
@@ -286,7 +326,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
             t0 = time.perf_counter()
             tr = train_epoch(model, x_tr, opt, tc, gen)
             t1 = time.perf_counter()
-            va = evaluate(model, x_va, tc)
+            va = evaluate(model, x_va, tc, generator=torch.Generator().manual_seed(seed + epoch + 1))
             t2 = time.perf_counter()
             hint = f"optimizer.lr (now {cfg.optimizer.lr:g}) or train.beta (now {tc.beta:g})"
             _check_finite(epoch + 1, 'training', tr, hint); _check_finite(epoch + 1, 'validation', va, hint)
