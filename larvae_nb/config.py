@@ -14,12 +14,12 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 # %% auto #0
-__all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'WireAlign', 'Activation', 'PROFILES', 'SEED_FLAGS',
-           'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity',
-           'bar_disabled', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config',
-           'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'ClassifierConfig',
-           'DataConfig', 'AnalysisConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides',
-           'load_config', 'seed_everything', 'pick_device', 'config_hash']
+__all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'WireAlign', 'Activation', 'Study', 'STUDIES',
+           'PROFILES', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning',
+           'warn', 'set_verbosity', 'bar_disabled', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig',
+           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig',
+           'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'Config', 'default_config_path', 'apply_override',
+           'flag_overrides', 'load_config', 'seed_everything', 'pick_device', 'config_hash']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -435,7 +435,9 @@ class Config(Section):
                               "the model reads the images the images stage makes")
 
 # %% ../nbs/00_config.ipynb #d9dc4f43
-PROFILES = ('pipeline', 'quick') # packaged run profiles (configs/<name>.yaml): the pipeline's default and --quick runs
+Study = Literal['seed', 'larvae'] # study profiles: the seed study as published, larvae_nb's own choices
+STUDIES = get_args(Study)
+PROFILES = STUDIES + ('pipeline', 'quick') # packaged profiles (configs/<name>.yaml): studies, then the pipeline's run sizes
 
 def default_config_path(profile:str='default', # 'default' (every setting) or one of `PROFILES` (only what it changes)
                        )->Path:
@@ -499,11 +501,11 @@ def flag_overrides(**flags)->list[str]:
 # %% ../nbs/00_config.ipynb #bf5d385c
 def load_config(path=None, # a YAML file holding overrides of the packaged defaults
                 overrides=(), # dotted overrides, 'model.latent=32'
-                profile:str|None=None, # a packaged run profile applied before `path` (see `PROFILES`)
+                profile:str|tuple|None=None, # packaged profile(s) applied in order before `path` (see `PROFILES`)
                )->Config:
     "The validated `Config`: packaged defaults, then the profile, then `path`, then `overrides`."
     d = _read_yaml(default_config_path())
-    if profile is not None: d = _merge(d, _read_yaml(default_config_path(profile)))
+    for p in ((profile,) if isinstance(profile, str) else profile or ()): d = _merge(d, _read_yaml(default_config_path(p)))
     if path is not None:
         try: d = _merge(d, _read_yaml(path))
         except ConfigError: raise

@@ -11,7 +11,7 @@ from typing import Callable
 
 import larvae_nb
 from .report import missing_outputs
-from .config import logger, Config, Device, LarvaeError, did_you_mean, load_config
+from .config import logger, Config, Device, LarvaeError, Study, did_you_mean, load_config
 from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, output_dir
 
 # %% auto #0
@@ -170,6 +170,7 @@ def pipeline(out='larvae-out', # output directory
              data=None, # a data directory with larvae-data.yaml; None simulates one under OUT/data
              config=None, # YAML file of config overrides
              overrides=(), # dotted overrides
+             profile:Study='seed', # the study profile: the seed study as published, or larvae_nb's own choices
              quick:bool=False, # a tiny run for smoke tests
              force:bool=False, # redo every stage
              progress:bool=True,
@@ -179,7 +180,7 @@ def pipeline(out='larvae-out', # output directory
     names = [s.name for s in STAGES]
     if until is not None and until not in names:
         raise LarvaeError(f"unknown stage {until!r}; {did_you_mean(until, names)}")
-    cfg = load_config(config, overrides, profile='quick' if quick else 'pipeline')
+    cfg = load_config(config, overrides, profile=(profile, 'quick' if quick else 'pipeline'))
     out = Path(out)
     if data is not None and not (Path(data)/'larvae-data.yaml').is_file():
         from larvae_nb.dataset import read_manifest
@@ -198,6 +199,7 @@ def pipeline(out='larvae-out', # output directory
 def pipeline_cmd(out:str='larvae-out', # output directory
                  data:str=None, # data directory with a larvae-data.yaml manifest (default: simulate one)
                  config:str=None, # YAML file of config overrides
+                 profile:Study='seed', # seed: the original study as published; larvae: larvae_nb's own choices (see the ablation page)
                  quick:bool=False, # a tiny run (about a minute) for smoke tests
                  force:bool=False, # redo every stage even when nothing changed
                  until:str=None, # stop after this stage (simulate, dataset, images, train, infer, features, classify, analyse, report)
@@ -208,7 +210,7 @@ def pipeline_cmd(out:str='larvae-out', # output directory
                 ):
     "Run the whole analysis: simulate or read data, dataset, images, train, infer, classify, features, analyse, report."
     flags = [f'{s}.device={device}' for s in ('images', 'train') if device] + ([f'dataset.workers={workers}'] if workers is not None else [])
-    pipeline(out, data, config, flags + list(overrides), quick=quick, force=force, until=until, progress=progress)
+    pipeline(out, data, config, flags + list(overrides), profile, quick=quick, force=force, until=until, progress=progress)
 
 # %% ../nbs/17_pipeline.ipynb #3d3c7181
 def quick_cache()->Path:
