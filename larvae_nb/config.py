@@ -14,12 +14,13 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 # %% auto #0
-__all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'WireAlign', 'Activation', 'Study', 'STUDIES',
-           'PROFILES', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning',
-           'warn', 'set_verbosity', 'bar_disabled', 'Section', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig',
-           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig',
-           'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'Config', 'default_config_path', 'apply_override',
-           'flag_overrides', 'load_config', 'seed_everything', 'pick_device', 'config_hash']
+__all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'WireAlign', 'Activation', 'FeatureSet', 'Study',
+           'STUDIES', 'PROFILES', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice',
+           'LarvaeWarning', 'warn', 'set_verbosity', 'bar_disabled', 'Section', 'SimConfig', 'ClusterConfig',
+           'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig',
+           'TrainConfig', 'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'FeatureConfig', 'Config',
+           'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'seed_everything', 'pick_device',
+           'config_hash']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -403,6 +404,20 @@ class AnalysisConfig(Section):
         if self.folds < 2: raise ConfigError(f"{self._name('folds')}={self.folds} must be at least 2")
         if self.gmm_inits < 1: raise ConfigError(f"{self._name('gmm_inits')}={self.gmm_inits} must be at least 1")
 
+# %% ../nbs/00_config.ipynb #2a91d9c7
+FeatureSet = Literal['seed', 'larvae', 'both']
+
+@dataclass
+class FeatureConfig(Section):
+    "Handcrafted features (see 13_features and 13a_seed_features)."
+    set:FeatureSet = 'larvae' # seed: its 25 + height; larvae: larvae_nb's variants in place of 11 of them; both
+    categories:Literal['seed', 'larvae'] = 'larvae' # larvae files the profile's skewness and kurtosis under topology
+    last_wires:int|None = None # None: the full track (as the seed); N: only the last N wires, the VAE's window
+
+    def check(self):
+        if self.last_wires is not None and self.last_wires < 2:
+            raise ConfigError(f"{self._name('last_wires')}={self.last_wires} must be at least 2, or null for the full track")
+
 # %% ../nbs/00_config.ipynb #d5756446
 @dataclass
 class Config(Section):
@@ -419,6 +434,7 @@ class Config(Section):
     optimizer:OptimizerConfig = field(default_factory=OptimizerConfig)
     train:TrainConfig = field(default_factory=TrainConfig)
     classifier:ClassifierConfig = field(default_factory=ClassifierConfig)
+    features:FeatureConfig = field(default_factory=FeatureConfig)
     analysis:AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def __post_init__(self):
