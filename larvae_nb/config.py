@@ -15,12 +15,12 @@ import yaml
 
 # %% auto #0
 __all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'WireAlign', 'Activation', 'FeatureSet', 'Study',
-           'STUDIES', 'PROFILES', 'SEED_FLAGS', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice',
-           'LarvaeWarning', 'warn', 'set_verbosity', 'bar_disabled', 'Section', 'SimConfig', 'ClusterConfig',
-           'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig',
-           'TrainConfig', 'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'FeatureConfig', 'Config',
-           'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'seed_everything', 'pick_device',
-           'config_hash']
+           'STUDIES', 'PROFILES', 'SEED_FLAGS', 'TRAINING_SECTIONS', 'LarvaeError', 'ConfigError', 'did_you_mean',
+           'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity', 'bar_disabled', 'Section', 'SimConfig',
+           'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig',
+           'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'FeatureConfig',
+           'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'seed_everything',
+           'pick_device', 'config_hash', 'training_hash']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -552,7 +552,15 @@ def pick_device(pref:Device='auto')->str:
     return pref
 
 # %% ../nbs/00_config.ipynb #731166f9
-def config_hash(cfg:Config, n:int=8)->str:
-    "A short stable hash of the whole resolved config."
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:n]
+TRAINING_SECTIONS = ('images', 'model', 'optimizer', 'train', 'data') # what decides a trained VAE (with the images themselves)
+
+def config_hash(cfg:Config, n:int=8, sections=None)->str:
+    "A short stable hash of the resolved config, or of its `sections` only."
+    d = cfg.to_dict()
+    if sections is not None: d = {k: d[k] for k in sections}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:n]
+
+def training_hash(cfg:Config, n:int=8)->str:
+    "The hash of what decides a trained VAE: a change elsewhere (features, analysis, ...) never retrains it."
+    return config_hash(cfg, n, TRAINING_SECTIONS)
 

@@ -101,16 +101,19 @@ def run_dir(ctx:Context)->Path:
     return make_run_dir(ctx.o.runs, ctx.cfg, resume=True)
 
 def _train(ctx:Context):
-    from larvae_nb.train import train
-    train(ctx.o.images, ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
+    from larvae_nb.train import StaleRunError, train
+    try: train(ctx.o.images, ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
+    except StaleRunError:  # the images changed since this run was trained: its model, inference and analyses are stale
+        logger.info(f"[    train] the images changed since {run_dir(ctx).name} was trained: training afresh")
+        train(ctx.o.images, ctx.cfg, make_run_dir(ctx.o.runs, ctx.cfg, overwrite=True), resume=False, progress=ctx.progress)
 
 def _infer(ctx:Context):
     from larvae_nb.inference import infer
     infer(run_dir(ctx), ctx.o.images)
 
 def _features(ctx:Context):
-    from larvae_nb.features import features_cmd
-    features_cmd(str(ctx.o.dataset), str(ctx.o.features_dir))
+    from larvae_nb.features import write_features
+    write_features(ctx.o.dataset, ctx.o.features_dir, ctx.cfg.features, ctx.cfg.features.categories)
 
 def _classify(ctx:Context):
     from larvae_nb.classifier import train_classifier
@@ -119,10 +122,10 @@ def _classify(ctx:Context):
 def _analyse(ctx:Context):
     from larvae_nb.dataset import read_manifest
     from larvae_nb.analysis import analyse, summary
-    from larvae_nb.features import FEATURE_CATEGORIES
+    from larvae_nb.features import feature_categories
     truth = read_manifest(ctx.data_dir).truth
     m = analyse(run_dir(ctx), ctx.o.features, ctx.cfg.analysis.analyses, ctx.cfg.analysis,
-                truth_path=truth, categories=FEATURE_CATEGORIES, scores_path=ctx.o.tracks)
+                truth_path=truth, categories=feature_categories(ctx.cfg.features.categories), scores_path=ctx.o.tracks)
     logger.info(summary(m))
     logger.info(f"metrics and figures in {run_dir(ctx)}")
 
@@ -153,7 +156,7 @@ STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'beam', 'transpo
           Stage('images', ('images',), ('dataset',), _images, ('images',)),
           Stage('train', ('images', 'data', 'model', 'optimizer', 'train'), ('images',), _train, ('train', 'model')),
           Stage('infer', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _infer, ('inference', 'model')),
-          Stage('features', (), ('dataset',), _features, ('features',)),
+          Stage('features', ('features',), ('dataset',), _features, ('features', 'seed_features')),
           Stage('classify', ('images', 'data', 'model', 'optimizer', 'train', 'classifier'), ('train',), _classify, ('classifier', 'train', 'model')),
           Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse, ('analysis', 'latents', 'metrics', 'latent_figures'), _truth_inputs),
           Stage('report', (), ('analyse',), _report, ('report',))]

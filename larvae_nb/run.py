@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import Config, LarvaeError, config_hash, load_config
+from .config import Config, LarvaeError, load_config, training_hash
 
 # %% auto #0
 __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'FEATURES_FILE', 'FEATURES_INFO_FILE',
@@ -258,7 +258,7 @@ def run_name(cfg:Config)->str:
     "A short readable name for a training run plus the config hash."
     m = cfg.model
     return (f"{m.type}-z{m.latent}-b{cfg.train.beta:g}-c{'x'.join(map(str, m.channels))}-"
-            f"{m.activation}-{cfg.images.transform}-{config_hash(cfg)}")
+            f"{m.activation}-{cfg.images.transform}-{training_hash(cfg)}")
 
 def save_config(cfg:Config, path):
     "Write the resolved config as YAML (atomically)."
@@ -279,7 +279,7 @@ def make_run_dir(root, # the directory that holds runs
         if overwrite: shutil.rmtree(d)
         elif resume:
             saved = d/CONFIG_FILE
-            if saved.exists() and config_hash(load_config(saved)) != config_hash(cfg):
+            if saved.exists() and training_hash(load_config(saved)) != training_hash(cfg):
                 raise LarvaeError(f"{d}: holds a run of a different config; choose another name or pass --overwrite")
         else:
             raise LarvaeError(f"{d}: run directory exists already; pass --resume to continue it or --overwrite to start again")

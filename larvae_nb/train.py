@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_train.ipynb #65641164
 from __future__ import annotations
-import copy, json, math, random, time
+import copy, hashlib, json, math, random, time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import (Config, LarvaeError, OptimizerConfig, check_choice, config_hash, flag_overrides, load_config,
-                              pick_device, seed_everything)
+from .config import (Config, LarvaeError, OptimizerConfig, check_choice, flag_overrides, load_config,
+                              pick_device, seed_everything, training_hash)
 from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
                            atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch)
@@ -23,9 +23,9 @@ from .model import VAE, vae_loss
 from .plotting import plot_style, savefig
 
 # %% auto #0
-__all__ = ['images_file', 'load_images', 'split_events', 'get_split', 'assign_split', 'seed_split_indices', 'seed_split',
-           'train_epoch', 'evaluate', 'make_optimizer', 'sanity_check', 'rng_state', 'set_rng_state', 'plot_history',
-           'EarlyStopping', 'proton_data', 'train', 'train_cmd']
+__all__ = ['images_file', 'load_images', 'StaleRunError', 'images_digest', 'split_events', 'get_split', 'assign_split',
+           'seed_split_indices', 'seed_split', 'train_epoch', 'evaluate', 'make_optimizer', 'sanity_check', 'rng_state',
+           'set_rng_state', 'plot_history', 'EarlyStopping', 'proton_data', 'train', 'train_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
@@ -41,6 +41,24 @@ def load_images(images)->ImageSet:
         raise LarvaeError(f"{p}: images file not found; make it with `larvae images --dataset DIR --out DIR` "
                           f"and pass --images DIR/images.pt")
     return ImageSet.load(p)
+
+# %% ../nbs/11_train.ipynb #075f37b9
+class StaleRunError(LarvaeError):
+    "A run directory whose checkpoint was trained on other images than the ones given."
+
+def images_digest(imgs:ImageSet)->str:
+    "A digest of an image set's pixels and keys: equal digests, equal training data."
+    h = hashlib.sha256(imgs.x.contiguous().numpy().tobytes())
+    h.update(pd.util.hash_pandas_object(imgs.keys.reset_index(drop=True), index=True).values.tobytes())
+    return h.hexdigest()[:16]
+
+def _check_same_images(run_dir:Path, digest:str, images, resume:bool):
+    "Refuse to resume a checkpoint that was trained on other images."
+    if not (resume and (run_dir/CHECKPOINT_FILE).is_file()): return
+    old = load_torch(run_dir/CHECKPOINT_FILE, 'checkpoint', keys=('history',))['history'].get('images_digest')
+    if old is not None and old != digest:
+        raise StaleRunError(f"{run_dir}: was trained on other images than {images} (they changed since); "
+                            "pass --overwrite to train afresh, or resume with the images it was trained on")
 
 # %% ../nbs/11_train.ipynb #9b2a2c3e
 def split_events(keys:pd.DataFrame, # track keys, at least run, subrun, event
@@ -253,7 +271,7 @@ def _check_finite(epoch:int, which:str, losses:dict, settings:str):
 def _check_run_config(run_dir:Path, cfg:Config, resume:bool):
     "Save the config in `run_dir`; a resumed run must have the same one."
     saved = run_dir/CONFIG_FILE
-    if resume and saved.exists() and config_hash(load_config(saved)) != config_hash(cfg):
+    if resume and saved.exists() and training_hash(load_config(saved)) != training_hash(cfg):
         raise LarvaeError(f"{saved}: this run was made with another config; resume it with that config or start a new run")
     if (run_dir/CHECKPOINT_FILE).exists() and not resume:
         raise LarvaeError(f"{run_dir}: holds a training run already; pass resume=True (--resume) or use a new directory")
@@ -293,6 +311,8 @@ def train(images, # an ImageSet, an images.pt file or its directory
     run_dir = claim_dir(run_dir, 'train')  # marks it as a larvae directory; refuses one holding other files
     _check_run_config(run_dir, cfg, resume)
     imgs = load_images(images)
+    digest = images_digest(imgs)
+    _check_same_images(run_dir, digest, images, resume)
     device = pick_device(cfg.train.device)
     tc, seed = cfg.train, cfg.data.random_seed
     keys, lab, x_tr, x_va = proton_data(imgs, cfg, run_dir, device)
@@ -308,7 +328,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
             'images': None if isinstance(images, ImageSet) else str(images_file(images)),
             'n_train': len(x_tr), 'n_val': len(x_va), 'n_train_events': _n_events(keys[lab == 'train']),
             'n_val_events': _n_events(keys[lab == 'val']),
-            'transform': cfg.images.transform, 'config': cfg.to_dict(),
+            'transform': cfg.images.transform, 'config': cfg.to_dict(), 'images_digest': digest,
             'started': datetime.now(timezone.utc).isoformat(timespec='seconds')}
     best_state = copy.deepcopy(model.state_dict())
     if resume and (run_dir/CHECKPOINT_FILE).exists():

@@ -79,3 +79,19 @@ def test_unknown_stage_and_missing_data_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "did you mean 'analyse'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = larvae('pipeline', '--out', tmp_path/'o', '--data', tmp_path/'nowhere', check=False)
     assert r.returncode == 2 and 'nowhere' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_changed_images_retrain_the_model(tmp_path):
+    # a stage-1 cut changes the images but not the training settings (same run directory): the checkpoint of the
+    # old images must not be resumed as if nothing had happened
+    out = tmp_path/'out'
+    larvae('pipeline', '--quick', '--out', out, '--until', 'train')
+    run = out/json.loads((out/'pipeline.json').read_text())['run']
+    before = json.loads((run/'history.json').read_text())['images_digest']
+    log = larvae('pipeline', '--quick', '--out', out, '--until', 'train', 'cuts.height_lower=25').stdout
+    assert 'training afresh' in log, log
+    assert out/json.loads((out/'pipeline.json').read_text())['run'] == run  # the same training settings, the same run
+    after = json.loads((run/'history.json').read_text())['images_digest']
+    from larvae_nb.images import ImageSet
+    from larvae_nb.train import images_digest
+    assert after != before and after == images_digest(ImageSet.load(out/'images'/'images.pt'))
