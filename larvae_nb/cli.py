@@ -28,6 +28,7 @@ COMMANDS = {
     'analyse': ('larvae_nb.analysis', 'analyse_cmd'),
     'sweep': ('larvae_nb.sweeps', 'sweep_cmd'),
     'pipeline': ('larvae_nb.pipeline', 'pipeline_cmd'),
+    'ablation': ('larvae_nb.ablation', 'ablation_cmd'),
 }
 SUMMARY = {  # one line per command for `larvae --help` (without importing the stages)
     'simulate': 'simulate LArIAT-format proton and kaon data (raw ROOT, beamline, reco, truth)',
@@ -40,6 +41,7 @@ SUMMARY = {  # one line per command for `larvae --help` (without importing the s
     'analyse': 'latent analyses and PID against truth (figures, metrics.json)',
     'sweep': 'a grid of configs as papermill notebooks on a Dask cluster',
     'pipeline': 'everything above, skipping what is unchanged, then the report',
+    'ablation': 'the seed profile, the larvae profile and each departure alone on the same events',
 }
 RESUME = {  # what to do after Ctrl-C or SIGTERM, per command: every hint must be true
     'train': 'rerun with --resume to continue from the last checkpoint',

@@ -17,11 +17,11 @@ from .config import Config, LarvaeError, load_config, training_hash
 __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'FEATURES_FILE', 'FEATURES_INFO_FILE',
            'CONFIG_FILE', 'SPLIT_FILE', 'TRANSFORM_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE',
            'LOSS_FIGURE', 'INFERENCE_DIR', 'INFERENCE_SUMMARY', 'CLASSIFIER_DIR', 'PREDICTIONS_FILE', 'FOLDS_FILE',
-           'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR', 'GRID_FILE',
-           'POINTS_DIR', 'DONE_FILE', 'EXPERIMENT_FILE', 'SUMMARY_NAME', 'MARKER', 'LOCK', 'HOLDER', 'RUN_FILES',
-           'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir',
-           'output_lock', 'sweep_debris', 'output_dir', 'save_torch', 'load_torch', 'run_name', 'save_config',
-           'make_run_dir']
+           'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR',
+           'ABLATION_NAME', 'GRID_FILE', 'POINTS_DIR', 'DONE_FILE', 'EXPERIMENT_FILE', 'SUMMARY_NAME', 'MARKER', 'LOCK',
+           'HOLDER', 'RUN_FILES', 'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'atomic_path', 'atomic_write',
+           'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir', 'save_torch', 'load_torch',
+           'run_name', 'save_config', 'make_run_dir']
 
 # %% ../nbs/00b_run.ipynb #71332012
 TRACKS_FILE, CUTFLOW_FILE, DATASET_INFO_FILE = 'tracks.parquet', 'cutflow.csv', 'dataset.json' # larvae dataset
@@ -33,6 +33,7 @@ INFERENCE_DIR, INFERENCE_SUMMARY = 'inference', 'summary.json' # larvae infer: <
 CLASSIFIER_DIR, PREDICTIONS_FILE, FOLDS_FILE, PROTON_SPLIT_FILE = 'classifier', 'predictions.parquet', 'folds.parquet', 'proton_split.parquet'
 FIGURES_DIR, METRICS_FILE = 'figures', 'metrics.json' # larvae analyse
 PIPELINE_FILE, STAGES_DIR, RUNS_DIR = 'pipeline.json', '.stages', 'runs' # larvae pipeline
+ABLATION_NAME = 'ablation' # larvae ablation: ablation.csv and ablation.parquet
 
 # %% ../nbs/00b_run.ipynb #7a8b62e5
 @dataclass(frozen=True)
