@@ -50,12 +50,12 @@ def variance_figure(cat:pd.DataFrame, # mean univariate R² per category, dims x
     "One stacked bar per latent dimension: its mean univariate R² in each feature category."
     import matplotlib.pyplot as plt
     with plot_style():
-        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(cat)), 4.5))
+        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(cat)), 5.5))
         bottom = np.zeros(len(cat))
         for c in cat.columns:
             ax.bar(range(len(cat)), cat[c].values, bottom=bottom, label=c); bottom += cat[c].values
         ax.set_xticks(range(len(cat)), cat.index); ax.set_xlabel('latent dimension')
-        ax.set_ylabel('mean univariate linear $R^2$ [fraction]'); ax.legend(fontsize=9)
+        ax.set_ylabel('mean linear $R^2$ per feature'); ax.legend(fontsize=9)
         fig.tight_layout()
     return fig
 

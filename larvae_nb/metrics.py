@@ -76,7 +76,8 @@ def make_classifier(kind:str, seed:int):
     "A standardised logistic regression (class-balanced), MLP (32, 16), or histogram gradient-boosted trees classifier."
     if kind == 'logistic': return make_pipeline(SimpleImputer(strategy='median'), StandardScaler(), LogisticRegression(class_weight='balanced', max_iter=2000))
     if kind == 'mlp': return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=MLP_MAX_ITER, random_state=seed))
-    if kind == 'hgb': return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, class_weight='balanced', random_state=seed)
+    if kind == 'hgb': return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=5,  # small samples:
+                                                            l2_regularization=1., class_weight='balanced', random_state=seed)  # leaves of 5
     raise LarvaeError(f"unknown probe model {kind!r}; {did_you_mean(kind, CLASSIFIERS)}")
 
 # %% ../nbs/14a_metrics.ipynb #a3b2ab07
