@@ -18,7 +18,7 @@ from .metrics import (BOOTSTRAP_RESAMPLES, CI_LEVEL, PURITY_TARGET, bootstrap_co
 __all__ = ['CLASS_PAIRS', 'HEADLINE_PAIR', 'RESPONSE_CLASSES', 'MIN_CLASS_TRACKS', 'LABELLING', 'CHI2_SCORES', 'SINGLE_BASELINES',
            'TRAINED', 'BASELINES', 'CNN_COLUMN', 'CNN_NAME', 'EFF_KEY', 'TRUTH_FACTORS', 'pair_name', 'event_groups',
            'true_classes', 'seeded_scores', 'fixed_scores', 'pair_table', 'response', 'cnn_vs_baselines',
-           'method_scores', 'truth_analysis']
+           'method_scores', 'truth_analysis', 'headline_frame', 'claims']
 
 # %% ../nbs/14d_pid.ipynb #bc3e0cae
 CLASS_PAIRS = {'kaon_vs_proton': ('kaon', ('proton',)), 'kaon_vs_all': ('kaon', None),
@@ -215,3 +215,39 @@ def _figures(S:dict, cls:np.ndarray, head:dict)->dict:
     return {'pid_roc': roc_figure(first, y, head['table'], head['classes']),
             'pid_efficiency_purity': efficiency_purity_figure(first, y, head['table'], PURITY_TARGET, head['classes']),
             'pid_scores': score_figure({k: v[0] for k, v in S.items()}, cls)}
+
+# %% ../nbs/14d_pid.ipynb #24658c95
+def _ci(v:dict, k:str)->str: return f"{v[k]:.3f} [{v[k + '_ci'][0]:.3f}, {v[k + '_ci'][1]:.3f}]"
+
+def headline_frame(truth:dict)->pd.DataFrame:
+    "The headline table: per method AUC and efficiency at 90 % purity with 95 % intervals, spread over seeds, seeds."
+    rows = {k: {'AUC [95 % CI]': _ci(v, 'auc'), f'K eff. @ {PURITY_TARGET:.0%} purity [95 % CI]': _ci(v, 'efficiency'),
+                'AUC sd over seeds': '' if v['auc_sd_seeds'] is None else f"{v['auc_sd_seeds']:.3f}",
+                'seeds': v['seeds'] if isinstance(v['seeds'], str) else ', '.join(map(str, v['seeds'])), '_auc': v['auc']}
+            for k, v in truth['table'].items()}
+    return pd.DataFrame(rows).T.sort_values('_auc', ascending=False).drop(columns='_auc')
+
+# %% ../nbs/14d_pid.ipynb #5c1203f5
+def _compare(d:dict, a:str, b:str)->str:
+    "One paired comparison in words: a difference only when the interval excludes zero."
+    v = d[a][b]; ci = f"{v['delta']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]"
+    if not v['excludes_zero']: return f"{a} and {b} cannot be told apart (AUC difference {ci}, the interval includes zero)"
+    return f"{a} is {'above' if v['delta'] > 0 else 'below'} {b} (AUC difference {ci})"
+
+def claims(truth:dict, probes=('latent logistic probe', 'latent MLP probe (32, 16)'))->list[str]:
+    "The report's sentences about the headline pair, generated from the numbers; differences only where an interval excludes zero."
+    t, d, lab = truth['table'], truth['pairs'][HEADLINE_PAIR]['auc_difference'], truth['labels']
+    hp = truth['pairs'][HEADLINE_PAIR]; best = max(t, key=lambda k: t[k]['auc'])
+    out = [f"Classes: {truth['classes']}, {hp['n_signal']} true kaons and {hp['n_background']} true protons on {hp['n_events']} events; "
+           f"tracks labelled by {lab['rule']} ({lab['n_excluded_multi_track']} excluded)."]
+    tied = [k for k in t if k != best and not d[best][k]['excludes_zero']]
+    out.append(f"The highest AUC is {best}'s, {_ci(t[best], 'auc')}; " + (f"{len(tied)} method(s) cannot be told apart from it: {', '.join(tied)}." if tied
+                                                                      else 'every other method is below it (paired intervals exclude zero).'))
+    cb = truth['cnn_vs_baselines']
+    if cb.get('cnn_is_upper_bound') is not None:
+        notbeat = [b for b, v in cb['differences'].items() if v['ci'][0] <= 0]
+        out.append(f"The supervised CNN beats every baseline ({', '.join(cb['differences'])}), so it can serve as the upper bound." if cb['cnn_is_upper_bound']
+                   else f"The supervised CNN is not an upper bound here: it does not beat {', '.join(notbeat)} ("
+                        + '; '.join(_compare(d, CNN_NAME, b) for b in notbeat) + ').')
+        out += [_compare(d, p, CNN_NAME) + '.' for p in probes if p in t]
+    return out
