@@ -14,20 +14,22 @@ import numpy as np
 import pandas as pd
 
 from .config import AnalysisConfig, LarvaeError, did_you_mean, load_config, warn
-from .keys import TRACK_KEY
+from .keys import EVENT_KEY, TRACK_KEY
 from .run import FEATURES_FILE, RunDir, atomic_write, output_dir
 from .latent_figures import case_figure
-from .latents import (CNN_COLUMN, correlation, feature_auc, feature_columns, latent_columns, latent_frame, logistic,
-    nonlinear, plain, separation, traversal, truth_analysis)
+from .latents import (correlation, feature_auc, feature_columns, latent_columns, latent_frame, logistic,
+    nonlinear, plain, separation, traversal)
+from .pid import CNN_COLUMN, CNN_NAME, EFF_KEY, event_groups, truth_analysis
 from .keys import join_on_keys
 from .metrics import PURITY_TARGET
 from .plotting import savefig
 
 # %% auto #0
-__all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES', 'TRUTH_FIX', 'RECON_FIELDS', 'INPUTS',
-           'ANALYSIS_TABLE', 'ANALYSES', 'METHOD_LABELS', 'ROLE_LABELS', 'read_table', 'read_scores', 'resolve_loader',
-           'load_latents', 'hardest_images', 'join_cnn', 'save_outputs', 'run_decoder', 'Analysis', 'analysis_table',
-           'AnalysisInputs', 'check_analyses', 'plan_analyses', 'run_analysis', 'analyse', 'summary', 'analyse_cmd']
+__all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES', 'BASELINE_COLUMN_NAMES', 'TRUTH_FIX',
+           'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE', 'ANALYSES', 'ROLE_LABELS', 'read_table', 'read_scores',
+           'resolve_loader', 'load_latents', 'hardest_images', 'join_cnn', 'save_outputs', 'run_decoder', 'Analysis',
+           'analysis_table', 'AnalysisInputs', 'check_analyses', 'plan_analyses', 'run_analysis', 'analyse', 'summary',
+           'analyse_cmd']
 
 # %% ../nbs/14c_analysis.ipynb #78113c14
 ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
@@ -48,18 +50,21 @@ def read_table(path, # a Parquet or CSV file
 # %% ../nbs/14c_analysis.ipynb #bbbac18c
 SCORE_COLUMN_NAMES = ('chi2_proton', 'chi2_kaon', 'chi2ls_proton', 'chi2ls_kaon', 'pida', 'particle_hypothesis',
                       'cal_chi2ls_proton', 'cal_chi2ls_kaon', 'cal_pida')
+BASELINE_COLUMN_NAMES = {'col_width': 'baseline_col_width', 'cal_rr': 'cal_range'}  # read when present; cal_rr -> its largest value
 TRUTH_FIX = "pass the truth.parquet `larvae simulate` wrote (the manifest's `truth:` entry, or --truth)"
 
 def read_scores(path)->pd.DataFrame:
-    "Keys, sample and the PID score columns of a keyed table (e.g. tracks.parquet), reading only those columns."
-    path = Path(path)
+    "Keys, sample, the PID score and baseline columns of a keyed table (e.g. tracks.parquet), and each event's track count."
+    path = Path(path); want = set(TRACK_KEY) | {'sample'} | set(SCORE_COLUMN_NAMES) | set(BASELINE_COLUMN_NAMES)
     if not path.is_file(): raise LarvaeError(f"{path}: scores table not found; pass the dataset's tracks.parquet")
     if path.suffix == '.csv': df = pd.read_csv(path)
     else:
         import pyarrow.parquet as pq
-        names = pq.read_schema(path).names
-        df = pd.read_parquet(path, columns=[c for c in names if c in set(TRACK_KEY) | {'sample'} | set(SCORE_COLUMN_NAMES)])
-    return df[[c for c in df.columns if c in set(TRACK_KEY) | {'sample'} | set(SCORE_COLUMN_NAMES)]]
+        df = pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c in want])
+    df = df[[c for c in df.columns if c in want]]
+    if 'cal_rr' in df: df['cal_rr'] = [float(np.max(r)) if r is not None and np.size(r) else np.nan for r in df['cal_rr']]
+    df = df.rename(columns=BASELINE_COLUMN_NAMES)
+    return df.assign(n_event_tracks=df.groupby(list(EVENT_KEY))[df.columns[0]].transform('size').values)
 
 # %% ../nbs/14c_analysis.ipynb #2d12a52b
 def _field(out, name):
@@ -177,14 +182,17 @@ class AnalysisInputs:
 
     def __post_init__(self):
         self.Z, self.F, self.sample = self.j[latent_columns(self.j)], self.j[feature_columns(self.j)], self.j['sample'].values
-        self.is_kaon = self.sample == 'kaon'
+        self.is_kaon, self.groups = self.sample == 'kaon', event_groups(self.j)  # folds never split an event
 
 # %% ../nbs/14c_analysis.ipynb #bd537507
 def _run_correlation(i:AnalysisInputs)->dict: return correlation(i.Z, i.F, i.sample, i.categories, seed=i.cfg.seed)
-def _run_nonlinear(i:AnalysisInputs)->dict: return nonlinear(i.Z, i.F, i.sample, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs)
-def _run_feature_auc(i:AnalysisInputs)->dict: return feature_auc(i.Z, i.F, i.sample, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs)
+def _run_nonlinear(i:AnalysisInputs)->dict: return nonlinear(i.Z, i.F, i.sample, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs, groups=i.groups)
+def _run_feature_auc(i:AnalysisInputs)->dict: return feature_auc(i.Z, i.F, i.sample, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs, groups=i.groups)
 def _run_separation(i:AnalysisInputs)->dict: return separation(i.Z, i.sample, n_init=i.cfg.gmm_inits, seed=i.cfg.seed)
-def _run_truth(i:AnalysisInputs)->dict: return truth_analysis(i.j, i.truth, i.arrays, i.cfg.seed, i.truth_name)
+def _run_truth(i:AnalysisInputs)->dict:
+    "The PID tables against truth: probes and feature classifiers over `cfg.seeds`, intervals from `cfg.bootstrap` resamples."
+    return truth_analysis(i.j, i.truth, i.arrays, i.cfg.seed, i.truth_name, features=list(i.F.columns), folds=i.cfg.folds,
+                          seeds=i.cfg.seeds, n_boot=i.cfg.bootstrap, n_jobs=i.n_jobs)
 
 def _run_traversal(i:AnalysisInputs)->dict:
     "Sweep each dimension around the median validation proton, by the protons' spread."
@@ -195,7 +203,7 @@ def _run_logistic(i:AnalysisInputs)->dict:
     "The probes, against the chi2 hypothesis when the tracks carry it; the hardest cases by key, with their images when saved."
     j = i.j
     ref = (j[REFERENCE_COLUMN] == 0).astype(float).where(j[REFERENCE_COLUMN].notna()).values if REFERENCE_COLUMN in j else None
-    r = logistic(i.Z, i.is_kaon, ref, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs)
+    r = logistic(i.Z, i.is_kaon, ref, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs, groups=i.groups)
     cases = j.loc[r['hardest'], list(TRACK_KEY) + ['sample', 'split']].reset_index(drop=True)
     r['hardest_keys'], imgs = cases.to_dict('records'), hardest_images(i.run_dir, cases, i.loader)
     if imgs is not None: r['figures']['hardest_cases'] = case_figure(imgs, [f"{c['sample']} {c['run']}/{c['subrun']}/{c['event']}\nP(K)={p:.2f}"
@@ -210,7 +218,7 @@ ANALYSIS_TABLE = analysis_table(
     Analysis('nonlinear', _run_nonlinear, ('latents', 'features')),
     Analysis('feature_auc', _run_feature_auc, ('latents', 'features')),
     Analysis('separation', _run_separation, ('latents',)),
-    Analysis('truth', _run_truth, ('latents', 'truth_table', 'logistic', 'separation')))  # compares the probes' and the mixture's scores
+    Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation')))  # trains its own probes over seeds; reads the mixture's score
 ANALYSES = tuple(ANALYSIS_TABLE)
 
 def check_analyses(names)->list[str]:
@@ -305,24 +313,28 @@ def analyse(run_dir, # the training run directory
     return metrics
 
 # %% ../nbs/14c_analysis.ipynb #d2110ee5
-METHOD_LABELS = {'probe_kaon_prob': 'latent logistic probe', 'mlp_probe_kaon_prob': 'latent MLP probe (32, 16)',
-                 'gmm_kaon_prob': 'latent GMM (2 components)'}  # display names of metrics keys
 ROLE_LABELS = {'calorimetry': 'Bragg-peak (calorimetry)', 'topology': 'topology', 'neither': 'neither (mean R² < 0.02)'}
+
+def _pid_lines(t:dict)->list[str]:
+    "The headline PID table as text lines, best AUC first, with intervals and seed spreads."
+    lab = t.get('labels', {})
+    lines = [f"PID against truth, {t.get('classes', 'kaon vs non-kaon')}: {t['n_kaon']} kaons among {t['n_events']} events "
+             f"({t['n_dropped']} tracks left out because a method did not score them; {lab.get('n_excluded_multi_track', 0)} in multi-track events)"]
+    for k, v in sorted(t['table'].items(), key=lambda kv: -kv[1]['auc']):
+        ci, eci, sd = v.get('auc_ci'), v.get('efficiency_ci'), v.get('auc_sd_seeds')
+        auc = f"AUC {v['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else '') + (f" sd {sd:.3f} over {len(v['auc_seeds'])} seeds" if sd is not None else '')
+        eff = f"{v.get('efficiency', v.get(EFF_KEY)):.3f}" + (f" [{eci[0]:.3f}, {eci[1]:.3f}]" if eci else '')
+        lines.append(f"  {k:<34} {auc:<52} efficiency at {PURITY_TARGET:.0%} purity {eff}")
+    cb = t.get('cnn_vs_baselines') or {}
+    if cb.get('cnn_is_upper_bound') is not None:
+        lines.append(f"{CNN_NAME} {'beats' if cb['cnn_is_upper_bound'] else 'does not beat'} every baseline (paired 95 % intervals of the AUC difference)")
+    return lines
 
 def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read back)
            )->str:
-    "The PID table against truth, the latent probe next to the supervised CNN, and what each latent dimension carries, as text."
-    lines, t = [], metrics.get('truth') or {}
-    if t.get('table'):
-        lines.append(f"PID against true species on the same {t['n_events']} events ({t['n_kaon']} kaons; "
-                     f"{t['n_dropped']} analysed tracks left out because a method did not score them)")
-        for k, v in sorted(t['table'].items(), key=lambda kv: -kv[1]['auc']):
-            eff = next(val for key, val in v.items() if key.startswith('kaon_efficiency'))
-            lines.append(f"  {METHOD_LABELS.get(k, k):<34} AUC {v['auc']:.3f}   kaon efficiency at {PURITY_TARGET:.0%} purity {eff:.3f}")
-        for probe in ('probe_kaon_prob', 'mlp_probe_kaon_prob'):
-            if {probe, 'supervised CNN'} <= set(t['table']):
-                d = t['table'][probe]['auc'] - t['table']['supervised CNN']['auc']
-                lines.append(f"{METHOD_LABELS[probe]} minus supervised CNN: {d:+.3f} AUC (target: within 0.02)")
+    "The headline PID table against truth, the CNN against the baselines, and what each latent dimension carries, as text."
+    t = metrics.get('truth') or {}
+    lines = _pid_lines(t) if t.get('table') else []
     roles = (metrics.get('correlation') or {}).get('dimension_roles') or {}
     for role in sorted({r['carries'] for r in roles.values()}, key=lambda c: (c == 'neither', c)):
         dims = [f"{d} ({r['top_feature']}, ρ = {r['rho']:+.2f})" if r['top_feature'] else d for d, r in roles.items() if r['carries'] == role]

@@ -394,15 +394,19 @@ class DataConfig(Section):
 
 @dataclass
 class AnalysisConfig(Section):
-    "Latent analyses (see 14_latents)."
+    "Latent analyses (see 14_latents) and the PID tables against truth (14d_pid)."
     analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'truth'])
     folds:int = 5 # cross-validation folds
     seed:int = 0
     gmm_inits:int = 20
+    seeds:list[int] = field(default_factory=lambda: [0, 1, 2]) # training seeds of the probes and feature classifiers of the truth analysis
+    bootstrap:int = 1000 # stratified event resamples of every interval
 
     def check(self):
         if self.folds < 2: raise ConfigError(f"{self._name('folds')}={self.folds} must be at least 2")
         if self.gmm_inits < 1: raise ConfigError(f"{self._name('gmm_inits')}={self.gmm_inits} must be at least 1")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds): raise ConfigError(f"{self._name('seeds')}={self.seeds} must be distinct, at least one")
+        if self.bootstrap < 100: raise ConfigError(f"{self._name('bootstrap')}={self.bootstrap} must be at least 100 (1000 for publication)")
 
 # %% ../nbs/00_config.ipynb #2a91d9c7
 FeatureSet = Literal['seed', 'larvae', 'both']

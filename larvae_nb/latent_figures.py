@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from .plotting import plot_style
+from .plotting import experiment_label, plot_style
 
 # %% auto #0
-__all__ = ['PLANES', 'heatmap', 'correlation_figures', 'variance_figure', 'traversal_figure', 'probe_figure', 'nonlinear_figures',
-           'feature_auc_figure', 'separation_figure', 'roc_figure', 'case_figure']
+__all__ = ['PLANES', 'LINE_STYLES', 'CLASS_COLOURS', 'heatmap', 'correlation_figures', 'variance_figure', 'traversal_figure',
+           'probe_figure', 'nonlinear_figures', 'feature_auc_figure', 'separation_figure', 'method_styles',
+           'roc_figure', 'purity_curve', 'efficiency_purity_figure', 'score_figure', 'case_figure']
 
 # %% ../nbs/14b_latent_figures.ipynb #3b18d799
 PLANES = ('collection', 'induction')  # image channels 0 and 1
@@ -49,12 +50,12 @@ def variance_figure(cat:pd.DataFrame, # mean univariate R² per category, dims x
     "One stacked bar per latent dimension: its mean univariate R² in each feature category."
     import matplotlib.pyplot as plt
     with plot_style():
-        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(cat)), 4.5))
+        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(cat)), 5.5))
         bottom = np.zeros(len(cat))
         for c in cat.columns:
             ax.bar(range(len(cat)), cat[c].values, bottom=bottom, label=c); bottom += cat[c].values
         ax.set_xticks(range(len(cat)), cat.index); ax.set_xlabel('latent dimension')
-        ax.set_ylabel('mean univariate linear $R^2$ [fraction]'); ax.legend(fontsize=9)
+        ax.set_ylabel('mean linear $R^2$ per feature'); ax.legend(fontsize=9)
         fig.tight_layout()
     return fig
 
@@ -95,19 +96,24 @@ def probe_figure(single:dict, # model -> dimension -> {'auc': ...}
 def nonlinear_figures(res:dict, # feature -> numbers of the nonlinear analysis
                       dims:list, # latent dimension names
                      )->dict:
-    "R² of ridge and MLP per feature as bars; permutation importance and mutual information as heatmaps."
+    "R² of ridge and MLP per feature as bars (hatched: MLP R² <= 0); importance (informative features) and MI as heatmaps."
     import matplotlib.pyplot as plt
     feats, figs = list(res), {}
+    good = [f for f in feats if res[f].get('informative', res[f]['r2_mlp'] > 0)]
     with plot_style():
-        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(feats)), 4.5))
+        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(feats)), 7))
         x = np.arange(len(feats))
-        ax.bar(x - 0.2, [res[f]['r2_ridge'] for f in feats], 0.4, label='ridge')
-        ax.bar(x + 0.2, [res[f]['r2_mlp'] for f in feats], 0.4, label='MLP (16, 16)')
-        ax.set_xticks(x, feats, rotation=90); ax.set_xlabel('feature'); ax.set_ylabel('5-fold $R^2$ [fraction]')
-        ax.legend(fontsize=9); fig.tight_layout(); figs['nonlinear_r2'] = fig
+        ax.bar(x - 0.2, [max(res[f]['r2_ridge'], -1) for f in feats], 0.4, label='ridge')
+        ax.bar(x + 0.2, [max(res[f]['r2_mlp'], -1) for f in feats], 0.4, label='MLP (16, 16)', color='C1',
+               hatch=[None if f in good else '//' for f in feats], edgecolor='k')
+        ax.axhline(0, color='k', lw=0.8); ax.set_ylim(-1.05, 1.05)
+        ax.set_xticks(x, feats, rotation=90); ax.set_xlabel('feature'); ax.set_ylabel('cross-validated $R^2$ (floored at −1)')
+        ax.legend(fontsize=9, title='hatched: MLP $R^2$ ≤ 0, not ranked', title_fontsize=8); fig.tight_layout(); figs['nonlinear_r2'] = fig
         for key, label in (('permutation_importance', 'permutation importance [ΔR²]'), ('mutual_information', 'mutual information [nats]')):
-            m = pd.DataFrame({f: res[f][key] for f in feats}).loc[dims]
-            fig, ax = plt.subplots(figsize=(max(6, 0.5*len(feats)), 5))
+            cols = good if key == 'permutation_importance' else feats
+            if not cols: continue
+            m = pd.DataFrame({f: res[f][key] for f in cols}).loc[dims]
+            fig, ax = plt.subplots(figsize=(max(6, 0.5*len(cols) + 2), 4 + 0.4*len(dims)))
             heatmap(ax, m, label, vmin=0, vmax=max(float(m.values.max()), 1e-9), cmap='viridis')
             ax.set_xlabel('feature'); ax.set_ylabel('latent dimension'); fig.tight_layout(); figs[key] = fig
     return figs
@@ -119,7 +125,7 @@ def feature_auc_figure(auc:dict, # sample -> feature -> AUC
     "Median-split AUC per sample (rows) and feature (columns) as a heatmap."
     import matplotlib.pyplot as plt
     with plot_style():
-        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(features)), 1.5 + 0.6*len(auc)))
+        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(features) + 2), 4 + 0.5*len(auc)))
         heatmap(ax, pd.DataFrame(auc).T.reindex(columns=features), 'AUC [fraction]', vmin=0.5, vmax=1., cmap='viridis')
         ax.set_xlabel('feature'); ax.set_ylabel('sample'); fig.tight_layout()
     return fig
@@ -140,21 +146,80 @@ def separation_figure(X:np.ndarray, # (n, d) latents
     return fig
 
 # %% ../nbs/14b_latent_figures.ipynb #e779c916
+LINE_STYLES = ('-', '--', '-.', ':')
+
+def method_styles(names:list)->dict:
+    "A distinct (colour, line style) per method, in the order given: ten colours times four line styles."
+    return {n: {'color': f'C{i % 10}', 'ls': LINE_STYLES[i % len(LINE_STYLES)]} for i, n in enumerate(names)}
+
 def roc_figure(scores:dict, # method name -> (n,) score, larger = more kaon-like
-               is_kaon:np.ndarray, # (n,) true species is kaon
+               is_kaon:np.ndarray, # (n,) true label of the signal class
                table:dict, # method -> {'auc': ...}, for the legend
+               classes:str='kaon vs non-kaon', # what is separated, for the axis labels
               ):
-    "Kaon efficiency against non-kaon rejection of every method, on the events every method scored."
+    "Signal efficiency against background rejection of every method, on the tracks every method scored."
     import matplotlib.pyplot as plt
     y, S = np.asarray(is_kaon, bool), {k: np.asarray(v, float) for k, v in scores.items()}
-    ok = np.logical_and.reduce([np.isfinite(v) for v in S.values()])
+    ok, st = np.logical_and.reduce([np.isfinite(v) for v in S.values()]), method_styles(list(S))
+    sig, bkg = (classes.split(' vs ') + ['background'])[:2]
     with plot_style():
-        fig, ax = plt.subplots(figsize=(6, 5.5))
+        fig, ax = plt.subplots(figsize=(8, 7))
         for k, v in S.items():
             fpr, tpr, _ = roc_curve(y[ok], v[ok])
-            ax.plot(tpr, 1 - fpr, label=f"{k} (AUC {table[k]['auc']:.3f})")
-        ax.set_xlabel('kaon efficiency [fraction]'); ax.set_ylabel('non-kaon rejection [fraction]')
-        ax.legend(fontsize=8, loc='lower left'); fig.tight_layout()
+            ax.plot(tpr, 1 - fpr, **st[k], lw=1.8, label=f"{k} (AUC {table[k]['auc']:.3f})")
+        ax.set_xlabel(f'{sig} efficiency [fraction]'); ax.set_ylabel(f'{bkg} rejection [fraction]')
+        ax.set_xlim(0, 1); ax.set_ylim(0, 1.05); ax.legend(fontsize=7, loc='lower left', ncol=1); experiment_label(ax); fig.tight_layout()
+    return fig
+
+# %% ../nbs/14b_latent_figures.ipynb #f74e39ba
+def purity_curve(score:np.ndarray, y:np.ndarray)->tuple[np.ndarray, np.ndarray]:
+    "(efficiency, purity) of the cuts score >= t at every distinct score, ties not split."
+    s, y = np.asarray(score, float), np.asarray(y, bool); o = np.argsort(-s, kind='stable'); s, y = s[o], y[o]
+    last = np.r_[s[1:] != s[:-1], True]; tp, n = np.cumsum(y)[last], (np.arange(len(s)) + 1)[last]
+    return tp/max(y.sum(), 1), tp/n
+
+def efficiency_purity_figure(scores:dict, y:np.ndarray, table:dict, purity:float, classes:str='kaon vs proton'):
+    "Signal efficiency against purity per method, the `purity` working point of each marked."
+    import matplotlib.pyplot as plt
+    S = {k: np.asarray(v, float) for k, v in scores.items()}; st = method_styles(list(S)); y = np.asarray(y, bool)
+    sig = classes.split(' vs ')[0]
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(8, 7))
+        for k, v in S.items():
+            eff, pur = purity_curve(v, y); e = table[k]['efficiency']
+            ax.plot(pur, eff, **st[k], lw=1.6, label=f"{k} ({e:.2f} at {purity:.0%})")
+            if e > 0: ax.plot([purity], [e], marker='o', color=st[k]['color'], ms=6)
+        ax.axvline(purity, color='k', ls=':', lw=1); ax.text(purity, 0.02, f' {purity:.0%} purity working point', fontsize=8, rotation=90, va='bottom')
+        ax.set_xlabel(f'{sig} purity [fraction] ({classes})'); ax.set_ylabel(f'{sig} efficiency [fraction]')
+        ax.set_xlim(max(0, y.mean() - 0.05), 1.01); ax.set_ylim(0, 1.05); ax.legend(fontsize=7, loc='lower left')
+        experiment_label(ax); fig.tight_layout()
+    return fig
+
+# %% ../nbs/14b_latent_figures.ipynb #5cdfe85c
+CLASS_COLOURS = {'kaon': 'C3', 'proton': 'C0', 'pion': 'C2', 'muon': 'C4'}  # true class -> colour in the score figure
+
+def score_figure(scores:dict, # method name -> (n,) score
+                 classes:np.ndarray, # (n,) true class of each track (None: unlabelled, not drawn)
+                 bins:int=30):
+    "One panel per method: the normalised score histogram of each true class (`hist`, `mplhep.histplot`)."
+    import hist, matplotlib.pyplot as plt, mplhep as hep
+    cls = np.asarray(classes, object); names = [c for c in CLASS_COLOURS if (cls == c).any()]; n = len(scores)
+    ncol = min(4, n); nrow = -(-n//ncol)
+    with plot_style():
+        fig, axs = plt.subplots(nrow, ncol, figsize=(4.2*ncol, 3.6*nrow), squeeze=False)
+        for ax, (k, v) in zip(axs.flat, scores.items()):
+            v = np.asarray(v, float); ok = np.isfinite(v) & (cls != None)
+            lo, hi = np.quantile(v[ok], [0.01, 0.99]) if ok.any() else (0., 1.)
+            top = hi + 1e-6*(hi - lo) if hi > lo else lo + 1  # the clipped maximum stays in the last bin
+            h = hist.Hist(hist.axis.Regular(bins, lo, top, name='score'), hist.axis.StrCategory(names, name='cls'))
+            h.fill(score=np.clip(v[ok], lo, hi), cls=cls[ok].astype(str))
+            for c in names:
+                hc = h[:, c]
+                if hc.sum() > 0: hep.histplot(hc, ax=ax, density=True, color=CLASS_COLOURS[c], label=f'{c} ({int(hc.sum())})', lw=1.5)
+            ax.set_title(k, fontsize=10); ax.set_xlabel('score (1–99 % range)', fontsize=9); ax.set_ylabel('density', fontsize=9)
+            ax.legend(fontsize=7); ax.tick_params(labelsize=8)
+        for ax in list(axs.flat)[n:]: ax.set_visible(False)
+        experiment_label(axs.flat[0]); fig.tight_layout()
     return fig
 
 # %% ../nbs/14b_latent_figures.ipynb #4d4b71eb

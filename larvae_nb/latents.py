@@ -16,17 +16,17 @@ from sklearn.metrics import adjusted_rand_score, r2_score
 from sklearn.mixture import GaussianMixture
 
 from .config import LarvaeError
-from .keys import EVENT_KEY, TRACK_KEY, join_on_keys
-from .latent_figures import (PLANES, correlation_figures, feature_auc_figure, nonlinear_figures, probe_figure, roc_figure,
+from .keys import TRACK_KEY, join_on_keys
+from .latent_figures import (PLANES, correlation_figures, feature_auc_figure, nonlinear_figures, probe_figure,
                                       separation_figure, traversal_figure, variance_figure)
-from .metrics import (PURITY_TARGET, active_units, agreement_table, category_r2, cluster_purity, cv_probe, cv_regress, dci, mig,
-                               participation_ratio, pid_table, pmap, quiet, spearman, univariate_r2)
+from .metrics import (active_units, agreement_table, category_r2, cluster_purity, cv_probe, cv_regress,
+                               participation_ratio, pmap, quiet, spearman, univariate_r2)
 
 # %% auto #0
 __all__ = ['LATENT_PREFIX', 'SYNTH_CATEGORIES', 'NON_FEATURE_COLUMNS', 'PID_COLUMN', 'TRAVERSAL_STEPS', 'TRAVERSAL_SPAN',
-           'MAX_PAIR_DIMS', 'CHI2_SCORES', 'TRUTH_FACTORS', 'CNN_COLUMN', 'latent_columns', 'latent_frame',
-           'synthetic_latents', 'feature_columns', 'plain', 'dimension_roles', 'correlation', 'traversal_grid',
-           'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'pid_roc_table', 'truth_analysis']
+           'MAX_PAIR_DIMS', 'latent_columns', 'latent_frame', 'synthetic_latents', 'feature_columns', 'plain',
+           'dimension_roles', 'correlation', 'traversal_grid', 'traversal', 'logistic', 'nonlinear', 'feature_auc',
+           'separation']
 
 # %% ../nbs/14_latents.ipynb #8035e13f
 LATENT_PREFIX = 'z'  # latent columns are z0, z1, ... (posterior means)
@@ -69,8 +69,8 @@ def synthetic_latents(n:int=200, # tracks, half proton half kaon
 SYNTH_CATEGORIES = {'peak_adc': 'calorimetry', 'width': 'topology', 'noise': 'topology'}
 
 # %% ../nbs/14_latents.ipynb #7d4acda6
-NON_FEATURE_COLUMNS = set(TRACK_KEY) | {'sample', 'split', 'row', 'file', 'entry', 'particle_hypothesis', 'match_score'}
-PID_COLUMN = re.compile(r'^(chi2|pida|llr|loglik|beamline|truth|recon|cnn_|cal_|z\d+$)')  # PID scores (incl. the CNN's and own-cluster ones), beamline and latent columns
+NON_FEATURE_COLUMNS = set(TRACK_KEY) | {'sample', 'split', 'row', 'file', 'entry', 'particle_hypothesis', 'match_score', 'n_event_tracks'}
+PID_COLUMN = re.compile(r'^(chi2|pida|llr|loglik|beamline|truth|recon|cnn_|cal_|baseline_|z\d+$)')  # PID scores (incl. the CNN's, own-cluster and baseline ones), beamline and latent columns
 
 def feature_columns(df:pd.DataFrame)->list[str]:
     "Numeric feature columns of `df`: not keys, bookkeeping, PID results or latents."
@@ -197,21 +197,22 @@ def logistic(Z:pd.DataFrame, # latents of validation protons and kaons
              n_hardest:int=8, # how many hardest cases to return
              plot:bool=True,
              n_jobs:int=1, # worker processes for the probes (see `pmap`)
+             groups=None, # (n,) event of each track: folds never split an event
             )->dict:
     "Proton/kaon probe AUC and accuracy on single dims, pairs (<= 8 dims) and all dims; agreement; hardest cases."
     y, dims = np.asarray(is_kaon).astype(int), list(Z.columns)
     sets = _probe_sets(dims)
     tasks = [(group, name, m) for group, name, _ in sets for m in models]
-    res = dict(zip(tasks, pmap(cv_probe, [(Z[cols].values, y, m, folds, seed) for _, _, cols in sets for m in models], n_jobs)))
+    res = dict(zip(tasks, pmap(cv_probe, [(Z[cols].values, y, m, folds, seed, groups) for _, _, cols in sets for m in models], n_jobs)))
     out = _probe_results(res, dims, models, y, n_hardest)
     if reference is not None: out['agreement'] = agreement_table(out['arrays']['probe_kaon_prob'] > 0.5, reference)
     if plot: out['figures'] = {'linear_probe': probe_figure(out['single'], out['all'])}
     return out
 
 # %% ../nbs/14_latents.ipynb #ebd0f4c8
-def _regress_feature(X:np.ndarray, y:np.ndarray, folds:int, seed:int)->tuple[dict, np.ndarray]:
-    "Ridge and MLP cross-validated regressions of one feature, and the mutual information of each input with it."
-    r = {k: cv_regress(X, y, k, folds, seed, importance=k == 'mlp') for k in ('ridge', 'mlp')}
+def _regress_feature(X:np.ndarray, y:np.ndarray, folds:int, seed:int, groups=None)->tuple[dict, np.ndarray]:
+    "Ridge and MLP event-grouped cross-validated regressions of one feature, and the mutual information of each input with it."
+    r = {k: cv_regress(X, y, k, folds, seed, importance=k == 'mlp', groups=groups) for k in ('ridge', 'mlp')}
     return r, mutual_info_regression(X, y, random_state=seed)
 
 def _regressible(F:pd.DataFrame, folds:int)->tuple[list, dict]:
@@ -228,7 +229,7 @@ def _feature_numbers(r:dict, mi:np.ndarray, y:np.ndarray, ok:np.ndarray, dims:li
     "One feature's ridge and MLP R² (overall and per sample), MAE, RMSE, permutation importance and mutual information."
     out = {'r2_ridge': r['ridge']['r2'], 'r2_mlp': r['mlp']['r2'], 'r2_gap': r['mlp']['r2'] - r['ridge']['r2'],
            'mae_ridge': r['ridge']['mae'], 'mae_mlp': r['mlp']['mae'], 'rmse_ridge': r['ridge']['rmse'], 'rmse_mlp': r['mlp']['rmse'],
-           'n_missing': int((~ok).sum()), 'permutation_importance': dict(zip(dims, r['mlp']['importance'])),
+           'n_missing': int((~ok).sum()), 'informative': bool(r['mlp']['r2'] > 0), 'permutation_importance': dict(zip(dims, r['mlp']['importance'])),
            'mutual_information': dict(zip(dims, mi))}
     if sample is not None:
         out['per_sample'] = {s: {k: r2_score(y[ok][sample[ok] == s], r[k]['pred'][sample[ok] == s]) for k in ('ridge', 'mlp')}
@@ -236,28 +237,38 @@ def _feature_numbers(r:dict, mi:np.ndarray, y:np.ndarray, ok:np.ndarray, dims:li
     return out
 
 # %% ../nbs/14_latents.ipynb #35b4913c
+def _importance_ranking(res:dict, dims:list)->dict:
+    "Per dimension, the informative features (cross-validated MLP R² > 0) by decreasing permutation importance."
+    good = [f for f, r in res.items() if r['informative']]
+    return {d: sorted(good, key=lambda f: -res[f]['permutation_importance'][d]) for d in dims}
+
 def nonlinear(Z:pd.DataFrame, # latents
               F:pd.DataFrame, # features, same rows
               sample=None, # per-row sample labels, for per-sample R²
               folds:int=5, seed:int=0, plot:bool=True,
               n_jobs:int=1, # worker processes, one feature per task (see `pmap`)
+              groups=None, # (n,) event of each track: folds never split an event
              )->dict:
-    "Ridge vs MLP R² per feature and their gap, per-sample R², MAE/RMSE, permutation importance and MI per dimension."
+    "Ridge vs MLP R² per feature and their gap, per-sample R², MAE/RMSE, permutation importance and MI; R² <= 0 flagged."
     X, dims, sample = Z.values.astype(float), list(Z.columns), None if sample is None else np.asarray(sample)
     todo, skipped = _regressible(F, folds)
-    fits = pmap(_regress_feature, [(X[ok], y[ok], folds, seed) for _, y, ok in todo], n_jobs)
+    g = (lambda ok: None) if groups is None else (lambda ok: np.asarray(groups)[ok])
+    fits = pmap(_regress_feature, [(X[ok], y[ok], folds, seed, g(ok)) for _, y, ok in todo], n_jobs)
     res = {f: _feature_numbers(r, mi, y, ok, dims, sample) for (f, y, ok), (r, mi) in zip(todo, fits)}
     if not res: raise LarvaeError(f"no feature could be regressed ({skipped}); check the features file")
-    out = {'features': res, 'skipped': skipped}
+    out = {'features': res, 'skipped': skipped, 'not_informative': [f for f, r in res.items() if not r['informative']],
+           'importance_ranking': _importance_ranking(res, dims)}
     if plot: out['figures'] = nonlinear_figures(res, dims)
     return out
 
 # %% ../nbs/14_latents.ipynb #a21a6754
 def feature_auc(Z:pd.DataFrame, F:pd.DataFrame, sample=None, folds:int=5, seed:int=0, plot:bool=True,
                 n_jobs:int=1, # worker processes for the probes (see `pmap`)
+                groups=None, # (n,) event of each track: folds never split an event
                )->dict:
     "Per sample and feature, the 5-fold AUC of a latent logistic regression predicting 'feature above its median'."
     sample = np.full(len(Z), 'all') if sample is None else np.asarray(sample)
+    groups = np.arange(len(Z)) if groups is None else np.asarray(groups)
     auc, skipped, todo = {}, {}, []
     for s in sorted(set(sample)):
         Zs, Fs, auc[s] = Z.values[sample == s], F[sample == s], {}
@@ -265,7 +276,7 @@ def feature_auc(Z:pd.DataFrame, F:pd.DataFrame, sample=None, folds:int=5, seed:i
             v = Fs[f].values.astype(float); ok = np.isfinite(v)
             y = (v[ok] > np.median(v[ok])).astype(int) if ok.any() else np.zeros(0, int)
             if min(np.bincount(y, minlength=2)) < folds: skipped[f'{s}/{f}'] = f'median split {np.bincount(y, minlength=2).tolist()}'
-            else: todo.append((s, f, (Zs[ok], y, 'logistic', folds, seed)))
+            else: todo.append((s, f, (Zs[ok], y, 'logistic', folds, seed, groups[sample == s][ok])))
     for (s, f, _), r in zip(todo, pmap(cv_probe, [t for _, _, t in todo], n_jobs)): auc[s][f] = r['auc']
     out = {'auc': auc, 'skipped': skipped}
     if plot: out['figures'] = {'feature_auc': feature_auc_figure(auc, list(F.columns))}
@@ -289,59 +300,8 @@ def separation(Z:pd.DataFrame, # proton + kaon latents
     if plot: out['figures'] = {'separation': separation_figure(X, labels)}
     return out
 
-# %% ../nbs/14_latents.ipynb #54a7debb
-def pid_roc_table(scores:dict, # method name -> (n,) score, larger = more kaon-like
-                  is_kaon:np.ndarray, # (n,) true species is kaon
-                  purity:float=PURITY_TARGET, plot:bool=True)->dict:
-    "ROC curves of every method in one figure and a table: AUC and kaon efficiency at `purity` (`pid_table`)."
-    out = pid_table(scores, is_kaon, purity)
-    if plot: out['figures'] = {'pid_roc': roc_figure(scores, is_kaon, out['table'])}
-    return out
-
 # %% ../nbs/14_latents.ipynb #fd622297
 def _prepared(L:pd.DataFrame, F:pd.DataFrame):
     "Join and split into (joined, latents, features, sample)."
     j = join_on_keys(L, F)
     return j, j[latent_columns(j)], j[feature_columns(F)], (j['sample'].values if 'sample' in j else None)
-
-# %% ../nbs/14_latents.ipynb #b35b8810
-CHI2_SCORES = {'seed chi2 (p - K)': ('chi2_proton', 'chi2_kaon'), 'LArSoft chi2 (p - K)': ('chi2ls_proton', 'chi2ls_kaon'),
-               'own-cluster LArSoft chi2 (p - K)': ('cal_chi2ls_proton', 'cal_chi2ls_kaon')}  # cal_: from the raw digits alone (08_dataset)
-TRUTH_FACTORS = ('entry_ke', 'theta_xz', 'theta_yz', 'decay_mode', 'end_process', 'decay_in_flight')
-CNN_COLUMN = 'cnn_p_kaon'  # the supervised CNN's held-out kaon probability, joined from RUN/classifier/predictions.parquet
-
-# %% ../nbs/14_latents.ipynb #08a09911
-def _method_scores(j:pd.DataFrame, rows:np.ndarray, arrays:dict)->dict:
-    "Every PID score of the analysed tracks at `rows`, larger = more kaon-like: latent scores, novelty, chi2, -PIDA, the CNN."
-    scores = {name: np.asarray(a, float)[rows] for name, a in arrays.items()}
-    if 'recon_error' in j: scores['reconstruction error'] = j['recon_error'].values[rows]
-    for name, (p, k) in CHI2_SCORES.items():
-        if {p, k} <= set(j.columns): scores[name] = (j[p] - j[k]).values[rows]
-    if 'pida' in j: scores['-PIDA'] = -j['pida'].values[rows]
-    if 'cal_pida' in j: scores['-own-cluster PIDA'] = -j['cal_pida'].values[rows]
-    if CNN_COLUMN in j: scores['supervised CNN'] = j[CNN_COLUMN].values[rows]
-    if not scores: raise LarvaeError("no PID score to compare with truth; run the logistic or separation analysis too")
-    return scores
-
-def _truth_factors(t:pd.DataFrame)->tuple[pd.DataFrame, list]:
-    "The varying `TRUTH_FACTORS` of the joined truth (categories as text, missing as 'none'), and those constant or absent."
-    fac = t[[c for c in TRUTH_FACTORS if c in t]].copy()
-    for c in fac.columns:
-        if not pd.api.types.is_numeric_dtype(fac[c]) and not pd.api.types.is_bool_dtype(fac[c]): fac[c] = fac[c].fillna('none').astype(str)
-    return fac.loc[:, fac.nunique() > 1], [c for c in TRUTH_FACTORS if c not in fac or fac[c].nunique() < 2]
-
-# %% ../nbs/14_latents.ipynb #723c4da4
-def truth_analysis(j:pd.DataFrame, truth:pd.DataFrame, arrays:dict, seed:int, name:str='truth table')->dict:
-    "PID table against true species and disentanglement against the true factors."
-    keys = list(TRACK_KEY) if 'track' in truth else list(EVENT_KEY)
-    t = join_on_keys(j[keys + ['row']], truth.drop(columns=[c for c in ('sample',) if c in truth]), keys,
-                     ('analysed tracks', 'truth'), many_to_one=True)
-    if 'species' not in t: raise LarvaeError(f"{name}: no 'species' column (columns: {list(truth.columns)}); regenerate it with `larvae simulate`")
-    rows = t['row'].values
-    out = pid_roc_table(_method_scores(j, rows, arrays), (t['species'] == 'kaon').values)
-    fac, out['constant_or_missing_factors'] = _truth_factors(t)
-    if fac.shape[1]:
-        Z = j[latent_columns(j)].values[rows]; ok = fac.notna().all(axis=1).values
-        out['n_factor_rows_missing'] = int((~ok).sum())
-        out['mig'] = mig(Z[ok], fac[ok], seed=seed); out['dci'] = dci(Z[ok], fac[ok], seed=seed, dims=latent_columns(j))
-    return out

@@ -11,12 +11,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, HistGradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, cohen_kappa_score, mean_absolute_error, mean_squared_error,
                              mutual_info_score, r2_score, roc_auc_score)
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -24,10 +25,11 @@ from sklearn.preprocessing import StandardScaler
 from .config import LarvaeError, did_you_mean
 
 # %% auto #0
-__all__ = ['MLP_MAX_ITER', 'PERMUTATION_REPEATS', 'ACTIVE_UNIT_THRESHOLD', 'PURITY_TARGET', 'MIG_BINS', 'DCI_TREES',
-           'DCI_LASSO_ALPHA', 'spearman', 'univariate_r2', 'category_r2', 'quiet', 'pmap', 'make_classifier',
-           'cv_probe', 'agreement_table', 'make_regressor', 'permutation_r2', 'cv_regress', 'participation_ratio',
-           'active_units', 'cluster_purity', 'efficiency_at_purity', 'pid_table', 'mig', 'dci']
+__all__ = ['MLP_MAX_ITER', 'CLASSIFIERS', 'PERMUTATION_REPEATS', 'ACTIVE_UNIT_THRESHOLD', 'PURITY_TARGET', 'BOOTSTRAP_RESAMPLES',
+           'CI_LEVEL', 'MIG_BINS', 'DCI_TREES', 'DCI_LASSO_ALPHA', 'spearman', 'univariate_r2', 'category_r2', 'quiet',
+           'pmap', 'make_classifier', 'cv_folds', 'cv_probe', 'agreement_table', 'make_regressor', 'permutation_r2',
+           'cv_regress', 'participation_ratio', 'active_units', 'cluster_purity', 'efficiency_at_purity', 'pid_table',
+           'bootstrap_counts', 'weighted_auc', 'weighted_efficiency', 'interval', 'mig', 'dci']
 
 # %% ../nbs/14a_metrics.ipynb #20cd29da
 def spearman(a:pd.DataFrame, b:pd.DataFrame, method:str='spearman')->pd.DataFrame:
@@ -68,27 +70,45 @@ def pmap(fn:Callable, # a module-level function
 
 # %% ../nbs/14a_metrics.ipynb #efe33d41
 MLP_MAX_ITER = 400  # Adam epochs for the probe and regression MLPs
+CLASSIFIERS = ('logistic', 'mlp', 'hgb')
 
 def make_classifier(kind:str, seed:int):
-    "A standardised logistic regression (class-balanced) or MLP (32, 16) classifier."
-    if kind == 'logistic': return make_pipeline(StandardScaler(), LogisticRegression(class_weight='balanced', max_iter=2000))
+    "A standardised logistic regression (class-balanced), MLP (32, 16), or histogram gradient-boosted trees classifier."
+    if kind == 'logistic': return make_pipeline(SimpleImputer(strategy='median'), StandardScaler(), LogisticRegression(class_weight='balanced', max_iter=2000))
     if kind == 'mlp': return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=MLP_MAX_ITER, random_state=seed))
-    raise LarvaeError(f"unknown probe model {kind!r}; {did_you_mean(kind, ('logistic', 'mlp'))}")
+    if kind == 'hgb': return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=5,  # small samples:
+                                                            l2_regularization=1., class_weight='balanced', random_state=seed)  # leaves of 5
+    raise LarvaeError(f"unknown probe model {kind!r}; {did_you_mean(kind, CLASSIFIERS)}")
+
+# %% ../nbs/14a_metrics.ipynb #a3b2ab07
+def cv_folds(y:np.ndarray, # (n,) labels (class for stratification; any values for regression)
+             groups=None, # (n,) event of each row; None: every row its own event
+             folds:int=5, seed:int=0,
+             stratify:bool=True, # stratify on the classes of `y` (classification)
+            )->list[tuple[np.ndarray, np.ndarray]]:
+    "Shuffled, seeded (train, test) index pairs that never put two rows of one event on both sides."
+    n = len(y)
+    g = np.arange(n) if groups is None else pd.factorize(np.asarray(groups))[0]
+    if stratify: return list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(np.zeros(n), y, g))
+    fold_of = np.random.default_rng(seed).permutation(g.max() + 1) % folds
+    return [(np.flatnonzero(fold_of[g] != k), np.flatnonzero(fold_of[g] == k)) for k in range(folds)]
 
 # %% ../nbs/14a_metrics.ipynb #adc13ee8
 def cv_probe(X:np.ndarray, # (n, k) inputs
              y:np.ndarray, # (n,) binary labels, 1 = kaon
-             kind:str='logistic', # 'logistic' or 'mlp'
-             folds:int=5, seed:int=0)->dict:
-    "Stratified k-fold probe: pooled out-of-fold AUC and accuracy, fold-AUC spread, and the scores."
+             kind:str='logistic', # 'logistic', 'mlp' or 'hgb' (`make_classifier`)
+             folds:int=5, seed:int=0,
+             groups=None, # (n,) event of each row: folds never split an event (`cv_folds`)
+            )->dict:
+    "Stratified, event-grouped k-fold probe: pooled out-of-fold AUC and accuracy, fold-AUC spread, and the scores."
     X, y = np.asarray(X, float).reshape(len(y), -1), np.asarray(y).astype(int)
     if min(np.bincount(y, minlength=2)) < folds:
         raise LarvaeError(f"a probe needs at least {folds} tracks of each class; got {np.bincount(y, minlength=2).tolist()}")
     prob, aucs = np.zeros(len(y)), []
     with quiet():
-        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+        for tr, te in cv_folds(y, groups, folds, seed):
             prob[te] = make_classifier(kind, seed).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
-            aucs.append(roc_auc_score(y[te], prob[te]))
+            if len(set(y[te])) == 2: aucs.append(roc_auc_score(y[te], prob[te]))
     return {'auc': roc_auc_score(y, prob), 'auc_std': float(np.std(aucs)), 'accuracy': accuracy_score(y, prob > 0.5), 'prob': prob}
 
 # %% ../nbs/14a_metrics.ipynb #e8b3d97e
@@ -130,11 +150,13 @@ def permutation_r2(model, # a fitted regressor
     return np.array([[base - r2_score(y, pred[c, k]) for k in range(n_repeats)] for c in range(d)]).mean(1)
 
 # %% ../nbs/14a_metrics.ipynb #a195d295
-def cv_regress(X:np.ndarray, y:np.ndarray, kind:str='ridge', folds:int=5, seed:int=0, importance:bool=False)->dict:
-    "k-fold out-of-fold predictions, R², MAE, RMSE and (optionally) mean permutation importance per input."
+def cv_regress(X:np.ndarray, y:np.ndarray, kind:str='ridge', folds:int=5, seed:int=0, importance:bool=False,
+               groups=None, # (n,) event of each row: folds never split an event (`cv_folds`)
+              )->dict:
+    "Event-grouped k-fold out-of-fold predictions, R², MAE, RMSE and (optionally) mean permutation importance per input."
     pred, imp = np.zeros(len(y)), np.zeros(X.shape[1])
     with quiet():
-        for tr, te in KFold(folds, shuffle=True, random_state=seed).split(X):
+        for tr, te in cv_folds(y, groups, folds, seed, stratify=False):
             m = make_regressor(kind, seed).fit(X[tr], y[tr]); pred[te] = m.predict(X[te])
             if importance: imp += permutation_r2(m, X[te], y[te], PERMUTATION_REPEATS, seed)/folds
     return {'r2': r2_score(y, pred), 'mae': mean_absolute_error(y, pred), 'rmse': float(np.sqrt(mean_squared_error(y, pred))),
@@ -192,6 +214,58 @@ def pid_table(scores:dict, # method name -> (n,) score, larger = more kaon-like
         table[k] = {'auc': roc_auc_score(y[ok], v[ok]), f'kaon_efficiency_at_{purity:.0%}_purity'.replace('%', 'pct'): eff, 'cut': cut,
                     'n_events': int(ok.sum())}
     return {'table': table, 'n_events': int(ok.sum()), 'n_dropped': int((~ok).sum()), 'n_kaon': int(y[ok].sum())}
+
+# %% ../nbs/14a_metrics.ipynb #649db634
+BOOTSTRAP_RESAMPLES = 1000  # default resamples of every interval
+CI_LEVEL = 0.95  # central coverage of every interval
+
+def bootstrap_counts(groups, # (n,) event of each row
+                     strata, # (n,) class of each row (an event takes the class of its first row)
+                     n_boot:int=BOOTSTRAP_RESAMPLES, seed:int=0)->np.ndarray:
+    "(n_boot, n) weights: how often each row is drawn when events are resampled with replacement within their stratum."
+    g = pd.factorize(np.asarray(groups))[0]; first = np.unique(g, return_index=True)[1]
+    s_of_g = pd.factorize(np.asarray(strata)[first])[0]
+    C, rng = np.zeros((n_boot, len(first)), np.int32), np.random.default_rng(seed)
+    for s in range(s_of_g.max() + 1):
+        members = np.flatnonzero(s_of_g == s); m = len(members)
+        draw = rng.integers(0, m, (n_boot, m)) + m*np.arange(n_boot)[:, None]
+        C[:, members] = np.bincount(draw.ravel(), minlength=n_boot*m).reshape(n_boot, m)
+    return C[:, g]
+
+# %% ../nbs/14a_metrics.ipynb #aaaebbc6
+def _tie_groups(score:np.ndarray, descending:bool)->tuple[np.ndarray, np.ndarray]:
+    "Sort order of `score` and the start index of each run of tied scores in that order."
+    s = np.asarray(score, float); o = np.argsort(-s if descending else s, kind='stable'); s = s[o]
+    return o, np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+
+def weighted_auc(score:np.ndarray, # (n,) larger = more signal-like
+                 y:np.ndarray, # (n,) bool, signal
+                 W:np.ndarray|None=None, # (B, n) row weights (bootstrap counts); None: one row of ones
+                )->np.ndarray:
+    "(B,) AUC under each row of weights (ties count one half); with unit weights it is `roc_auc_score`."
+    y = np.asarray(y, bool); W = np.ones((1, len(y))) if W is None else np.atleast_2d(W).astype(float)
+    o, start = _tie_groups(score, descending=False); y, W = y[o], W[:, o]
+    P, N = np.add.reduceat(W*y, start, axis=1), np.add.reduceat(W*~y, start, axis=1)
+    den = P.sum(1)*N.sum(1)
+    if (den <= 0).any(): raise LarvaeError(f"an AUC needs both classes with weight; {int((den <= 0).sum())} of {len(den)} weightings lack one")
+    return (P*(np.cumsum(N, 1) - 0.5*N)).sum(1)/den
+
+# %% ../nbs/14a_metrics.ipynb #6e7f6016
+def weighted_efficiency(score:np.ndarray, # (n,) larger = more signal-like
+                        y:np.ndarray, # (n,) bool, signal
+                        W:np.ndarray|None=None, # (B, n) row weights; None: one row of ones
+                        purity:float=PURITY_TARGET)->np.ndarray:
+    "(B,) largest signal efficiency at purity >= `purity` (cuts score >= t, ties not split) under each row of weights."
+    y = np.asarray(y, bool); W = np.ones((1, len(y))) if W is None else np.atleast_2d(W).astype(float)
+    o, start = _tie_groups(score, descending=True); y, W = y[o], W[:, o]
+    last = np.r_[start[1:] - 1, len(y) - 1]
+    tp, n = np.cumsum(W*y, 1)[:, last], np.cumsum(W, 1)[:, last]
+    ok = np.divide(tp, n, out=np.zeros_like(tp), where=n > 0) >= purity
+    return np.where(ok, tp, 0.).max(1)/np.maximum((W*y).sum(1), 1e-300)
+
+def interval(values:np.ndarray, level:float=CI_LEVEL)->list[float]:
+    "Central percentile interval [lo, hi] of bootstrap replicates."
+    return [float(q) for q in np.quantile(np.asarray(values, float), [(1 - level)/2, (1 + level)/2])]
 
 # %% ../nbs/14a_metrics.ipynb #e053f796
 MIG_BINS = 20  # equal-width bins for discretising latents and continuous factors
