@@ -523,7 +523,7 @@ def pid_vs_truth(tracks:pd.DataFrame, # tracks.parquet rows
     j = j.assign(cls=np.where(stops_in_argon(j), 'stopping', 'not stopping'), is_kaon=j['species'] == 'kaon')
     rows = []
     for pre, src in (('', 'reco hits'), (CAL_PREFIX, 'own cluster')):
-        methods = {'seed χ²': j[f'{pre}chi2_proton'] - j[f'{pre}chi2_kaon'], 'LArSoft χ²': j[f'{pre}chi2ls_proton'] - j[f'{pre}chi2ls_kaon'],
+        methods = {'Pearson χ²': j[f'{pre}chi2_proton'] - j[f'{pre}chi2_kaon'], 'LArSoft χ²': j[f'{pre}chi2ls_proton'] - j[f'{pre}chi2ls_kaon'],
                    'PIDA': pida_cut - j[f'{pre}pida']}
         for m, score in methods.items():
             for c in ('stopping', 'not stopping'):

@@ -58,7 +58,7 @@ def true_classes(j:pd.DataFrame, # analysed tracks with keys and `row` (and `n_e
     return cls, info
 
 # %% ../nbs/14d_pid.ipynb #fbfaddd9
-CHI2_SCORES = {'seed chi2 (p - K)': ('chi2_proton', 'chi2_kaon'), 'LArSoft chi2 (p - K)': ('chi2ls_proton', 'chi2ls_kaon'),
+CHI2_SCORES = {'Pearson chi2 (p - K)': ('chi2_proton', 'chi2_kaon'), 'LArSoft chi2 (p - K)': ('chi2ls_proton', 'chi2ls_kaon'),
                'own-cluster LArSoft chi2 (p - K)': ('cal_chi2ls_proton', 'cal_chi2ls_kaon')}  # cal_: from the raw digits alone (08_dataset)
 SINGLE_BASELINES = {'baseline_col_width': 'col_width (cluster tick span)', 'cal_range': 'own-cluster range'}  # column -> method name
 TRAINED = {'latent logistic probe': ('latents', 'logistic'), 'latent MLP probe (32, 16)': ('latents', 'mlp'),

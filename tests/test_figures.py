@@ -13,7 +13,7 @@ RNG = np.random.default_rng(0)
 FEATS = [f'a_rather_long_feature_name_{i}' for i in range(25)]
 DIMS = [f'z{i}' for i in range(8)]
 METHODS = ['latent logistic probe', 'latent MLP probe (32, 16)', 'latent GMM (2 components)', 'reconstruction error',
-           'seed chi2 (p - K)', 'LArSoft chi2 (p - K)', 'own-cluster LArSoft chi2 (p - K)', '-PIDA', '-own-cluster PIDA',
+           'Pearson chi2 (p - K)', 'LArSoft chi2 (p - K)', 'own-cluster LArSoft chi2 (p - K)', '-PIDA', '-own-cluster PIDA',
            'col_width (cluster tick span)', 'own-cluster range', 'features: logistic regression',
            'features: gradient-boosted trees', 'supervised CNN']
 

@@ -33,7 +33,7 @@ def test_every_stage_runs_and_the_reports_are_executed(quick):
     run = out/info['run']
     assert (run/'metrics.json').is_file() and (run/'classifier'/'predictions.parquet').is_file()
     metrics = json.loads((run/'metrics.json').read_text())
-    assert 0.0 <= metrics['truth']['table']['seed chi2 (p - K)']['auc'] <= 1.0
+    assert 0.0 <= metrics['truth']['table']['Pearson chi2 (p - K)']['auc'] <= 1.0
     reports = sorted(p.name for p in (out/'report').glob('*.ipynb'))
     assert reports == ['20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb']
     nb = nbformat.read(out/'report'/'22_report_pid.ipynb', as_version=4)
