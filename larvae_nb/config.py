@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #991b621c
 from __future__ import annotations
-import dataclasses, difflib, hashlib, json, logging, math, os, random, sys, warnings
+import dataclasses, difflib, hashlib, json, logging, math, os, sys, warnings
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -19,8 +19,8 @@ __all__ = ['logger', 'Species', 'ClusterAlgorithm', 'Transform', 'Device', 'Wire
            'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity', 'bar_disabled', 'Section', 'SimConfig',
            'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig',
            'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'FeatureConfig',
-           'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'seed_everything',
-           'pick_device', 'config_hash', 'training_hash']
+           'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'config_hash',
+           'training_hash']
 
 # %% ../nbs/00_config.ipynb #63300627
 class LarvaeError(Exception):
@@ -534,26 +534,6 @@ def load_config(path=None, # a YAML file holding overrides of the packaged defau
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path is not None else str(e)) from None
 
-
-# %% ../nbs/00_config.ipynb #08e23969
-def seed_everything(seed:int)->None:
-    "Seed Python's, NumPy's and PyTorch's random generators."
-    import numpy as np
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try: import torch
-    except ImportError: return
-    torch.manual_seed(seed)
-
-def pick_device(pref:Device='auto')->str:
-    "The torch device name to use: cuda, then mps, then cpu for 'auto'."
-    check_choice('device', pref, get_args(Device))
-    import torch
-    has = {'cuda': torch.cuda.is_available(), 'cpu': True,
-           'mps': getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()}
-    if pref == 'auto': return next(d for d in ('cuda', 'mps', 'cpu') if has[d])
-    if not has[pref]: raise LarvaeError(f"device {pref!r} is not available on this machine; use device=auto or cpu")
-    return pref
 
 # %% ../nbs/00_config.ipynb #731166f9
 TRAINING_SECTIONS = ('images', 'model', 'optimizer', 'train', 'data') # what decides a trained VAE (with the images themselves)

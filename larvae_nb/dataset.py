@@ -298,7 +298,7 @@ def imap_bounded(func, items:list, workers:int):
     ex.shutdown()
 
 # %% ../nbs/08_dataset.ipynb #e632e415
-from . import chi2 as _chi2
+from . import calorimetry as _calorimetry, chi2 as _chi2
 
 def read_lifetime(path)->pd.DataFrame:
     "The electron-lifetime table: `run` and `lifetime_us` [us], optionally `subrun` and `event` for finer keys."
@@ -356,7 +356,7 @@ def cluster_pid(tracks:pd.DataFrame, # matched tracks with a `col_image` column 
     life = track_lifetimes(tracks, lifetime, cfg.chi2.lifetime_us)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
-        rr, dedx = _chi2.batch_calorimetry(list(tracks['col_image']), tick_min=tracks['col_tick_min'].to_numpy(),
+        rr, dedx = _calorimetry.batch_calorimetry(list(tracks['col_image']), tick_min=tracks['col_tick_min'].to_numpy(),
                                            lifetime_us=life, calib=cfg.chi2.calib)
         rr, dedx = [np.asarray(a) for a in rr.to_list()], [np.asarray(a) for a in dedx.to_list()]
         scores = _chi2.score_tracks(rr, dedx, tables, cfg.chi2).add_prefix(CAL_PREFIX)

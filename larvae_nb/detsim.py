@@ -16,7 +16,7 @@ import yaml
 from . import physics as phys
 from .config import LarvaeError, SimConfig, load_config
 from .keys import EVENT_KEY
-from .run import MARKER, atomic_path, output_dir
+from .run import CUTFLOW_FILE, MARKER, atomic_path, output_dir
 if TYPE_CHECKING: from larvae_nb.reco import RecoTrack  # a room above this one (02c_reco)
 
 # %% auto #0
@@ -389,7 +389,7 @@ def sample_yields(cfg:SimConfig, n:int=100)->pd.DataFrame:
         simulate(d/'data', SimConfig(**(cfg.to_dict() | dict(n_protons=n, n_kaons=n))), progress=False)
         full = load_config(); full.dataset.workers = 1
         build_dataset(d/'data', d/'out', full, progress=False)
-        flow = pd.read_csv(d/'out'/'cutflow.csv').set_index('step')
+        flow = pd.read_csv(d/'out'/CUTFLOW_FILE).set_index('step')
         rows = []
         for s in ('proton', 'kaon'):
             ncl = [raw_clusters(c.collection[j], 15) + raw_clusters(c.induction[j], 7)

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 import larvae_nb
-from .report import missing_outputs
 from .config import logger, Config, Device, LarvaeError, Study, did_you_mean, load_config
-from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, output_dir
+from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, missing_outputs, output_dir
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline', 'pipeline_cmd',
@@ -152,7 +151,7 @@ def _truth_inputs(ctx): return _manifest_inputs(ctx, ('truth',))
 
 STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'beam', 'transport', 'reco', 'physics', 'root_io')),
           Stage('dataset', ('cluster', 'cuts', 'match', 'chi2'), ('simulate',), _dataset,
-                ('dataset', 'root_io', 'clustering', 'cuts', 'matching', 'chi2', 'physics'), _dataset_inputs),
+                ('dataset', 'root_io', 'clustering', 'cuts', 'matching', 'chi2', 'calorimetry', 'physics'), _dataset_inputs),
           Stage('images', ('images',), ('dataset',), _images, ('images',)),
           Stage('train', ('images', 'data', 'model', 'optimizer', 'train'), ('images',), _train, ('train', 'model')),
           Stage('infer', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _infer, ('inference', 'model')),
@@ -193,7 +192,7 @@ def pipeline(out='larvae-out', # output directory
         ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
         data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
         atomic_write(Output(out).info_file, json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
-                                                      'quick': quick, 'version': larvae_nb.__version__}, indent=1))
+                                                      'quick': quick, 'profile': profile, 'version': larvae_nb.__version__}, indent=1))
         stages = STAGES[:names.index(until) + 1] if until else STAGES
         times = run_stages(stages, ctx)
     logger.info(f"pipeline finished in {sum(times.values()):.0f} s; outputs in {out}")

@@ -11,22 +11,13 @@ from pathlib import Path
 
 import larvae_nb
 from .config import logger, LarvaeError
-from .run import PIPELINE_FILE, Output, RunDir
+from .run import Output, RunDir, missing_outputs
 
 # %% auto #0
-__all__ = ['REPORTS', 'missing_outputs', 'Report', 'load_report', 'report_notebooks', 'run_reports']
+__all__ = ['REPORTS', 'Report', 'load_report', 'report_notebooks', 'run_reports', 'results_summary', 'results_markdown']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
 REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb')
-
-def missing_outputs(out)->list[str]:
-    "What a report needs from the pipeline output `out` and does not find there (empty when it is complete)."
-    o = Output(out)
-    if not o.info_file.is_file(): return [PIPELINE_FILE]
-    try: run = o.run()
-    except (LarvaeError, KeyError, TypeError): return [PIPELINE_FILE]
-    need = [o.tracks, o.cutflow, o.images, o.features, run.metrics, run.history, o.stage('analyse')]
-    return [str(n.relative_to(o.path)) if n.is_relative_to(o.path) else str(n) for n in need if not n.exists()]
 
 
 # %% ../nbs/18_report.ipynb #7da6863f
@@ -124,3 +115,35 @@ def run_reports(out, # a finished pipeline output
         tmp.replace(target); done.append(target)
         log(f"  {target.name} in {time.perf_counter() - t0:.0f} s")
     return done
+
+# %% ../nbs/18_report.ipynb #c3b0f174
+def results_summary(out)->dict:
+    "The README's extract of a finished pipeline output: the headline PID table with intervals and how the run was made."
+    from larvae_nb.pid import claims
+    r = load_report(out); t = r.metrics.get('truth')
+    if not t or 'classes' not in t: raise LarvaeError(f"{r.run}: metrics.json has no truth table by class pair; rerun `larvae pipeline --out {out}`")
+    keep = ('auc', 'auc_ci', 'auc_sd_seeds', 'efficiency', 'efficiency_ci', 'seeds')
+    cfg = r.info | {'sim': {k: r.history['config']['sim'][k] for k in ('n_protons', 'n_kaons')} if 'sim' in r.history['config'] else {}}
+    stages = {p.stem: json.loads(p.read_text()).get('seconds') for p in sorted(Output(out).stages.glob('*.json'))}
+    return {'classes': t['classes'], 'labels': t['labels'], 'cnn_is_upper_bound': t.get('cnn_vs_baselines', {}).get('cnn_is_upper_bound'),
+            'table': {m: {k: v[k] for k in keep if k in v} for m, v in t['table'].items()}, 'claims': claims(t),
+            'run': {k: cfg.get(k) for k in ('profile', 'quick', 'version', 'sim')} | {'model': r.history['config']['model'],
+                    'epochs': len(r.history['train']['total']), 'stage_seconds': stages}}
+
+# %% ../nbs/18_report.ipynb #ee12628b
+def _interval(v, ci)->str: return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+def results_markdown(s:dict)->str:
+    "The README's results section body from a `results_summary` extract (Markdown)."
+    rows = sorted(s['table'].items(), key=lambda kv: -kv[1]['auc'])
+    seeds = lambda v: v['seeds'] if isinstance(v.get('seeds'), str) else f"{len(v['seeds'])} seeds"
+    lines = [f"**{s['classes']}**, {s['labels']['n_per_class']} tracks by true class ({s['labels']['rule']}); "
+             "AUC and kaon efficiency at 90 % purity with 95 % intervals (stratified bootstrap over events):", '',
+             '| method | AUC [95 % CI] | kaon efficiency at 90 % purity [95 % CI] | trained |', '|---|---|---|---|']
+    lines += [f"| {m} | {_interval(v['auc'], v.get('auc_ci'))} | {_interval(v['efficiency'], v.get('efficiency_ci'))} | {seeds(v)} |"
+              for m, v in rows]
+    run = s['run']; m = run['model']
+    lines += ['', f"Run: `{run['profile']}` profile, larvae_nb {run['version']}, {run['sim'].get('n_protons')} proton- and "
+              f"{run['sim'].get('n_kaons')} kaon-sample events, latent {m['latent']}, channels {m['channels']}, {run['epochs']} epochs, "
+              f"{sum(v or 0 for v in run['stage_seconds'].values()) / 60:.0f} minutes on the machine that made it."]
+    return '\n'.join(lines + [''] + [f"- {c}" for c in s['claims']])

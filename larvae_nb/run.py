@@ -4,14 +4,15 @@
 
 # %% ../nbs/00b_run.ipynb #c124ecff
 from __future__ import annotations
-import json, os, pickle, shutil, tempfile, time
+import json, os, pickle, random, shutil, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import yaml
 
-from .config import Config, LarvaeError, load_config, training_hash
+from .config import Config, Device, LarvaeError, check_choice, load_config, training_hash
 
 # %% auto #0
 __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'FEATURES_FILE', 'FEATURES_INFO_FILE',
@@ -19,9 +20,9 @@ __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'F
            'LOSS_FIGURE', 'INFERENCE_DIR', 'INFERENCE_SUMMARY', 'CLASSIFIER_DIR', 'PREDICTIONS_FILE', 'FOLDS_FILE',
            'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR',
            'ABLATION_NAME', 'GRID_FILE', 'POINTS_DIR', 'DONE_FILE', 'EXPERIMENT_FILE', 'SUMMARY_NAME', 'MARKER', 'LOCK',
-           'HOLDER', 'RUN_FILES', 'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'atomic_path', 'atomic_write',
-           'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir', 'save_torch', 'load_torch',
-           'run_name', 'save_config', 'make_run_dir']
+           'HOLDER', 'RUN_FILES', 'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'missing_outputs', 'atomic_path',
+           'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir', 'save_torch',
+           'load_torch', 'seed_everything', 'pick_device', 'run_name', 'save_config', 'make_run_dir']
 
 # %% ../nbs/00b_run.ipynb #71332012
 TRACKS_FILE, CUTFLOW_FILE, DATASET_INFO_FILE = 'tracks.parquet', 'cutflow.csv', 'dataset.json' # larvae dataset
@@ -97,6 +98,16 @@ class SweepDir:
     points = property(lambda self: self.path/POINTS_DIR)
     def point(self, id:str)->Path: return self.points/id
     def summary(self, ext:str='parquet')->Path: return self.path/f'{SUMMARY_NAME}.{ext}'
+
+# %% ../nbs/00b_run.ipynb #6e455a67
+def missing_outputs(out)->list[str]:
+    "What a report needs from the pipeline output `out` and does not find there (empty when it is complete)."
+    o = Output(out)
+    if not o.info_file.is_file(): return [PIPELINE_FILE]
+    try: run = o.run()
+    except (LarvaeError, KeyError, TypeError): return [PIPELINE_FILE]
+    need = [o.tracks, o.cutflow, o.images, o.features, run.metrics, run.history, o.stage('analyse')]
+    return [str(n.relative_to(o.path)) if n.is_relative_to(o.path) else str(n) for n in need if not n.exists()]
 
 # %% ../nbs/00b_run.ipynb #06f44ae9
 @contextmanager
@@ -253,6 +264,26 @@ def load_torch(path, # a file written by `save_torch`
         raise LarvaeError(f"{path}: cannot read the {what} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); {fix}") from None
     if keys and not (isinstance(obj, dict) and set(keys) <= set(obj)): raise LarvaeError(refused)
     return obj
+
+# %% ../nbs/00b_run.ipynb #08e23969
+def seed_everything(seed:int)->None:
+    "Seed Python's, NumPy's and PyTorch's random generators."
+    import numpy as np
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try: import torch
+    except ImportError: return
+    torch.manual_seed(seed)
+
+def pick_device(pref:Device='auto')->str:
+    "The torch device name to use: cuda, then mps, then cpu for 'auto'."
+    check_choice('device', pref, get_args(Device))
+    import torch
+    has = {'cuda': torch.cuda.is_available(), 'cpu': True,
+           'mps': getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()}
+    if pref == 'auto': return next(d for d in ('cuda', 'mps', 'cpu') if has[d])
+    if not has[pref]: raise LarvaeError(f"device {pref!r} is not available on this machine; use device=auto or cpu")
+    return pref
 
 # %% ../nbs/00b_run.ipynb #38ac7b65
 def run_name(cfg:Config)->str:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import (Config, LarvaeError, OptimizerConfig, check_choice, flag_overrides, load_config,
-                              pick_device, seed_everything, training_hash)
+from .config import Config, LarvaeError, OptimizerConfig, check_choice, flag_overrides, load_config, training_hash
+from .run import pick_device, seed_everything
 from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
                            atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch)
