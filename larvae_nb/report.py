@@ -4,17 +4,18 @@
 
 # %% ../nbs/18_report.ipynb #a6d3ebb8
 from __future__ import annotations
-import json, time
+import html, json, time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import larvae_nb
 from .config import logger, LarvaeError
-from .run import Output, RunDir, missing_outputs
+from .run import Output, RunDir, atomic_write, missing_outputs
 
 # %% auto #0
-__all__ = ['REPORTS', 'Report', 'load_report', 'report_notebooks', 'run_reports', 'results_summary', 'results_markdown']
+__all__ = ['REPORTS', 'HTML_DIR', 'Report', 'load_report', 'report_notebooks', 'export_html', 'run_reports', 'results_summary',
+           'results_markdown']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
 REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb')
@@ -93,6 +94,26 @@ def report_notebooks(nbs=None)->list[Path]:
                                "in larvae_nb/reports/) or install the project's checkout with `pip install -e .`")
     return paths
 
+# %% ../nbs/18_report.ipynb #d801f840
+HTML_DIR = 'html' # OUT/report/html: the executed pages as self-contained HTML, and an index
+
+def export_html(notebooks, # executed report notebooks
+                dest, # the HTML directory
+               )->Path:
+    "Each notebook as one self-contained HTML page (figures embedded, code hidden) plus `index.html`; return the index."
+    import nbformat
+    from nbconvert import HTMLExporter
+    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    ex, links = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True), []
+    for nb in map(Path, notebooks):
+        node = nbformat.read(nb, as_version=4)
+        title = next((c.source.splitlines()[0].lstrip('# ') for c in node.cells if c.cell_type == 'markdown' and c.source), nb.stem)
+        atomic_write(dest/f'{nb.stem}.html', ex.from_notebook_node(node, resources={'metadata': {'name': title}})[0])
+        links.append(f'<li><a href="{nb.stem}.html">{html.escape(title)}</a></li>')
+    atomic_write(dest/'index.html', f"<!doctype html><meta charset='utf-8'><title>larvae_nb report</title>"
+                 f"<h1>larvae_nb report</h1><ul>{''.join(links)}</ul>")
+    return dest/'index.html'
+
 # %% ../nbs/18_report.ipynb #42b8f651
 def run_reports(out, # a finished pipeline output
                 dest=None, # where the executed notebooks go; default OUT/report
@@ -114,6 +135,7 @@ def run_reports(out, # a finished pipeline output
                               f"the partly executed notebook is {tmp}") from None
         tmp.replace(target); done.append(target)
         log(f"  {target.name} in {time.perf_counter() - t0:.0f} s")
+    log(f"  browsable without Quarto: {export_html(done, dest/HTML_DIR)}")
     return done
 
 # %% ../nbs/18_report.ipynb #c3b0f174

@@ -95,3 +95,26 @@ def test_changed_images_retrain_the_model(tmp_path):
     from larvae_nb.images import ImageSet
     from larvae_nb.train import images_digest
     assert after != before and after == images_digest(ImageSet.load(out/'images'/'images.pt'))
+
+
+def test_the_report_is_browsable_without_quarto(quick, tmp_path):
+    # self-contained HTML pages: every figure embedded as a PNG that decodes, code hidden, an index linking the pages
+    import base64, re, shutil
+    out, _ = quick
+    html = out/'report'/'html'
+    index = (html/'index.html').read_text()
+    pages = re.findall(r'href="([^"]+\.html)"', index)
+    assert pages == ['20_report_data.html', '21_report_model.html', '22_report_pid.html'], index
+    n_figures = 0
+    for page in pages:
+        text = (html/page).read_text()
+        for data in re.findall(r'src="data:image/png;base64,([^"]+)"', text):
+            assert base64.b64decode(data)[:8] == b'\x89PNG\r\n\x1a\n'; n_figures += 1
+        assert 'src="http' not in text and 'def ' not in text  # nothing fetched from the network, no code shown
+    assert n_figures >= 10, n_figures
+    browser = shutil.which('chromium') or shutil.which('chromium-browser')
+    if browser is None: pytest.skip("headless Chromium is not installed (apt-get install chromium): the HTML was checked by parsing only")
+    shot = tmp_path/'report.png'
+    subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', f'--screenshot={shot}', '--window-size=1280,2000',
+                    (html/'22_report_pid.html').as_uri()], check=True, capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and shot.stat().st_size > 20_000  # a rendered page, not a blank one
