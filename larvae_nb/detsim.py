@@ -402,7 +402,7 @@ def sample_yields(cfg:SimConfig, n:int=100)->pd.DataFrame:
     from larvae_nb.root_io import iterate_planes
     d = Path(tempfile.mkdtemp())
     try:
-        simulate(d/'data', SimConfig(**(cfg.to_dict() | dict(n_protons=n, n_kaons=n))), progress=False)
+        simulate(d/'data', SimConfig(**(cfg.to_dict() | dict(n_protons=n, n_kaons=n, n_mips=0))), progress=False)
         full = load_config(); full.dataset.workers = 1
         build_dataset(d/'data', d/'out', full, progress=False)
         flow = pd.read_csv(d/'out'/'cutflow.csv').set_index('step')
