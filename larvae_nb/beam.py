@@ -56,8 +56,9 @@ PICKY_FRACTION = 0.2 # fraction of WC tracks that are picky (choice, tuned)
 P_RESOLUTION = {True: 0.02, False: 0.15} # relative WC momentum resolution, picky / not (tuned; LArIAT's is unpublished)
 TOF_RESOLUTION_NS = 0.8 # time-of-flight resolution [ns] (tuned; unpublished)
 TOF_EARLY_TAIL = (0.08, 3.0) # fraction of early TOF hits, mean earliness [ns] (tuned)
-MASS_WINDOWS = {'proton': (600., 1600.), 'kaon': (350., 650.)} # beamline-mass windows [MeV/c2] (seed study; References)
-SAMPLE_NEEDS_PICKY = {'proton': True, 'kaon': False}
+MASS_WINDOWS = {'proton': (600., 1600.), 'kaon': (350., 650.), # beamline-mass windows [MeV/c2] (seed study; References)
+                'mip': (-math.inf, 350.)} # pi+/mu+ below the kaon window, negative masses included (choice; see above)
+SAMPLE_NEEDS_PICKY = {'proton': True, 'kaon': False, 'mip': True} # the real proton and MIP files are ~100 % picky
 
 def beamline_candidates(rng:np.random.Generator, n:int, species:str|None=None)->pd.DataFrame:
     "`n` measured beam particles (true species and WC momentum; picky, measured momentum, TOF, mass)."
@@ -75,13 +76,13 @@ def beamline_candidates(rng:np.random.Generator, n:int, species:str|None=None)->
 
 # %% ../nbs/02a_beam.ipynb #8bacb1e1
 def in_window(sample:str, c:pd.DataFrame)->np.ndarray:
-    "Which candidates the `sample`'s selection keeps: measured mass in its window (and picky, for protons)."
+    "Which candidates the `sample`'s selection keeps: measured mass in its window (and picky, for protons and MIPs)."
     lo, hi = MASS_WINDOWS[sample]
     ok = (c['beamline_mass'] > lo) & (c['beamline_mass'] < hi)
     return (ok & c['picky'] if SAMPLE_NEEDS_PICKY[sample] else ok).to_numpy()
 
 def select_beam(rng:np.random.Generator, # the event's generator
-                sample:str, # 'proton' or 'kaon'
+                sample:str, # 'proton', 'kaon' or 'mip'
                 species:str|None=None, # force the true species (calibration); None: the beam composition
                )->dict:
     "The first beam particle the sample's selection keeps (and that reaches the TPC): its truth and measurement."

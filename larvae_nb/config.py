@@ -177,9 +177,10 @@ class SimConfig(Section):
     "The LArIAT-like detector simulation (see 02_detsim)."
     n_protons:int = 400 # events in the proton (beamline-selected) sample
     n_kaons:int = 400 # events in the kaon (beamline-selected) sample
+    n_mips:int = 100 # events in the MIP sample (beam pi+/mu+ below the kaon mass window); 0: none
     seed:int = 2026 # master random seed; the output is a pure function of it
     ticks:int = 3072 # time samples per wire (128 ns each)
-    run:int = 8000 # run number written for the proton sample (kaons use run + 1)
+    run:int = 8000 # run number written for the proton sample (kaons use run + 1, MIPs run + 2)
     events_per_chunk:int = 100 # events generated and written per ROOT basket
     noise_rms_adc:float = 1.85 # incoherent noise per sample [ADC] (tuned on the proton sample's raw clusters, 02_detsim)
     coherent_noise_rms_adc:float = 0.0 # noise common to groups of 32 channels [ADC]
@@ -188,7 +189,7 @@ class SimConfig(Section):
     step_cm:float = 0.04 # transport step in liquid argon [cm]
 
     def check(self):
-        for k in ('n_protons', 'n_kaons'):
+        for k in ('n_protons', 'n_kaons', 'n_mips'):
             if getattr(self, k) < 0: raise ConfigError(f"{self._name(k)} must be >= 0")
         if self.ticks < 256: raise ConfigError(f"{self._name('ticks')}={self.ticks} is too short; use at least 256 ticks")
         if not 0 <= self.dead_channel_fraction <= 1: raise ConfigError(f"{self._name('dead_channel_fraction')} must lie in [0, 1]")
@@ -384,13 +385,25 @@ class ClassifierConfig(Section):
 
 @dataclass
 class DataConfig(Section):
-    "How the proton sample is split for training."
+    "Which samples the VAE trains on and how they are split for training (see 11_train)."
     val_split:float = 0.1 # fraction of proton events held out for validation
     random_seed:int = 42 # seeds the split and the training
     split_rule:Literal['events', 'seed'] = 'events' # 'events': shuffled proton events; 'seed': sklearn train_test_split of the tracks in key order
+    species:list[str] = field(default_factory=lambda: ['proton']) # the samples trained on, in the balanced split's order (the seed's p, k, m)
+    balanced:bool = False # the seed's make_balanced_split: equal per-species training counts, drawn per track
+    n_train:int|None = None # balanced: total training tracks (the seed's --n-train); None: species x floor((1 - val_split) x smallest)
+    pool_per_species:int|None = None # balanced: the seed's --pool-per-species P (with train_frac); the rest of each species is held out
+    train_frac:float|None = None # balanced with pool_per_species: round(P x train_frac) train, the rest of the pool val
 
     def check(self):
         if not 0 < self.val_split < 1: raise ConfigError(f"{self._name('val_split')}={self.val_split} must lie in (0, 1)")
+        if not self.species or len(set(self.species)) != len(self.species):
+            raise ConfigError(f"{self._name('species')}={self.species} must name distinct samples, at least one")
+        pool = self.pool_per_species is not None or self.train_frac is not None
+        if not self.balanced and (pool or self.n_train is not None):
+            raise ConfigError(f"{self._name('n_train')}, pool_per_species and train_frac size the balanced split; set {self._name('balanced')}=true")
+        if pool and (self.n_train is not None or self.pool_per_species is None or self.train_frac is None or not 0 < self.train_frac < 1):
+            raise ConfigError(f"{self._name('pool_per_species')} needs {self._name('train_frac')} in (0, 1) and no n_train (the seed's two modes)")
 
 @dataclass
 class AnalysisConfig(Section):

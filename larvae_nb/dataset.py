@@ -44,9 +44,10 @@ class Manifest:
     bethe_bloch:dict[str, Path] = field(default_factory=dict)
     truth:Path|None = None
     lifetime:Path|None = None # electron lifetime per run (or subrun, or event): run[, subrun[, event]], lifetime_us
+    truth_tracks:Path|None = None # simulated data only: the true particle of each matched track (02d_simtruth)
 
 # %% ../nbs/08_dataset.ipynb #bba5caf1
-ENTRIES = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth', 'lifetime') # the manifest's top-level entries
+ENTRIES = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth', 'lifetime', 'truth_tracks') # the manifest's top-level entries
 SAMPLE_ENTRIES = ('files', 'tree') # the entries of one sample
 
 def _existing(root:Path, rel, what:str, mpath:Path)->Path:
@@ -100,7 +101,7 @@ def read_manifest(data_dir)->Manifest:
     bb = d.get('bethe_bloch') or {}
     if not isinstance(bb, dict): raise LarvaeError(f"{mpath}: bethe_bloch must map species to table files, e.g. {{proton: bb/proton.txt}}; got {bb!r}")
     bb = {sp: _existing(data_dir, f, f"bethe_bloch table {sp!r}", mpath) for sp, f in bb.items()}
-    return Manifest(data_dir.resolve(), samples, opt('beamline'), opt('reco'), bb, opt('truth'), opt('lifetime'))
+    return Manifest(data_dir.resolve(), samples, opt('beamline'), opt('reco'), bb, opt('truth'), opt('lifetime'), opt('truth_tracks'))
 
 # %% ../nbs/08_dataset.ipynb #0a63ef66
 def _cell(v)->str:

@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from . import physics as phys
-from .config import LarvaeError, SimConfig, load_config
+from .config import Config, LarvaeError, SimConfig, load_config
 from .keys import EVENT_KEY
 from .run import CUTFLOW_FILE, MARKER, atomic_path, output_dir
 if TYPE_CHECKING: from larvae_nb.reco import RecoTrack  # a room above this one (02c_reco)
@@ -23,10 +23,11 @@ if TYPE_CHECKING: from larvae_nb.reco import RecoTrack  # a room above this one 
 __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TRIGGER_TICKS', 'PLANE_DELAY_US', 'PEDESTAL',
            'ADC_MAX', 'LIFETIME_QUANTILES', 'SHAPING_US', 'SHAPER_ORDER', 'FIELD_US', 'GAIN', 'RESPONSE_TICKS',
            'COHERENT_GROUP', 'NOISE_BANK_SIZE', 'SAMPLE_CODE', 'EVENTS_PER_SUBRUN', 'MANIFEST_NAME', 'SAMPLE_FILES',
-           'RAW_TREE', 'BEAMLINE_COLUMNS', 'CALIBRATION_TARGETS', 'CALIBRATION_REAL', 'KNOWN_MISSES', 'wire_coordinate',
-           'wire_of', 'tick_of', 'draw_lifetime', 'drifted_charge', 'response', 'charge_to_planes', 'noise_bank',
-           'digitise', 'SimEvent', 'event_key', 'event_rng', 'dead_channels', 'simulate_event', 'simulate',
-           'simulate_cmd', 'calibration_figures', 'mode_fwhm', 'raw_clusters', 'sample_yields', 'calibration_table']
+           'RAW_TREE', 'SAMPLE_TREES', 'BEAMLINE_COLUMNS', 'CALIBRATION_TARGETS', 'CALIBRATION_REAL', 'KNOWN_MISSES',
+           'wire_coordinate', 'wire_of', 'tick_of', 'draw_lifetime', 'drifted_charge', 'response', 'charge_to_planes',
+           'noise_bank', 'digitise', 'SimEvent', 'event_key', 'event_rng', 'dead_channels', 'simulate_event',
+           'simulate', 'simulate_cmd', 'calibration_figures', 'mode_fwhm', 'raw_clusters', 'sample_yields',
+           'calibration_table']
 
 # %% ../nbs/02_detsim.ipynb #aebed8c7
 ACTIVE_LO = np.array([0., -20., 0.]) # lower corner of the active volume (x drift, y, z beam) [cm] (LArIAT LS-gdml; References)
@@ -176,7 +177,7 @@ def digitise(rng:np.random.Generator, # the event's generator
     return out
 
 # %% ../nbs/02_detsim.ipynb #88d61ae2
-SAMPLE_CODE = {'proton': 0, 'kaon': 1}
+SAMPLE_CODE = {'proton': 0, 'kaon': 1, 'mip': 2} # also the run offset: run, run + 1, run + 2
 EVENTS_PER_SUBRUN = 50 # events in a subrun (choice); event numbers run on across subruns
 
 @dataclass
@@ -191,6 +192,8 @@ class SimEvent:
     beamline:dict|None
     reco:RecoTrack|None
     tracks:list = field(default_factory=list, repr=False)
+    showers:list = field(default_factory=list, repr=False) # the EM particles (their index follows the tracks')
+    deposits:dict|None = field(default=None, repr=False) # collection-plane charge per step and particle (02d_simtruth)
 
 def event_key(cfg:SimConfig, sample:str, index:int)->tuple[int, int, int]:
     "(run, subrun, event) of the `index`-th event of `sample`."
@@ -210,7 +213,7 @@ def dead_channels(cfg:SimConfig, sample:str)->np.ndarray:
     return rng.random(2 * phys.N_WIRES) < cfg.dead_channel_fraction
 
 def simulate_event(cfg:SimConfig, # the simulation config
-                   sample:str, # 'proton' or 'kaon'
+                   sample:str, # 'proton', 'kaon' or 'mip'
                    index:int, # event number within the sample (0-based)
                    species:str|None=None, # force the true species (calibration); None: the beamline selection decides
                    p_wc:float|None=None, # force the WC momentum [MeV/c] (no window then); None draws it
@@ -219,6 +222,7 @@ def simulate_event(cfg:SimConfig, # the simulation config
     from larvae_nb.beam import beamline_candidates, draw_beam, select_beam  # the rooms above this one, imported when used
     from larvae_nb.transport import simulate_particles
     from larvae_nb.reco import MATCH_Z_CM, reconstruct
+    from larvae_nb.simtruth import collection_deposits
     rng = event_rng(cfg, sample, index)
     sel = select_beam(rng, sample, species) if p_wc is None else beamline_candidates(rng, 1, species).iloc[0].to_dict() | {'p_wc': p_wc}
     beam = draw_beam(rng, sel['species'], sel['p_wc'])
@@ -228,6 +232,7 @@ def simulate_event(cfg:SimConfig, # the simulation config
     q, pos = drifted_charge(rng, cat('mid'), cat('ds'), cat('dE'), tau, cfg.recombination)
     t_us = np.concatenate([np.full(len(t.ds), t.t0) for t in tracks] + [em['t']])
     sig = charge_to_planes(q, pos, t_us, cfg.ticks)
+    dep = collection_deposits(np.concatenate([np.full(len(t.ds), i) for i, t in enumerate(tracks)] + [em['pid']]), q, pos, t_us, cfg.ticks)
     dig = digitise(rng, sig, _sample_noise(cfg.seed, sample, cfg.noise_rms_adc), cfg.ticks, cfg.coherent_noise_rms_adc,
                    dead_channels(cfg, sample) if cfg.dead_channel_fraction > 0 else None)
     reco = reconstruct(dig['collection'], tau, cfg.recombination)
@@ -236,65 +241,75 @@ def simulate_event(cfg:SimConfig, # the simulation config
     run, subrun, event = event_key(cfg, sample, index)
     truth = dict(run=run, subrun=subrun, event=event, sample=sample, **truth, electron_lifetime_us=tau,
                  has_beamline=True, has_reco=reco is not None)
-    return SimEvent(run, subrun, event, dig['induction'], dig['collection'], truth, bl, reco, tracks)
+    return SimEvent(run, subrun, event, dig['induction'], dig['collection'], truth, bl, reco, tracks, em['particles'], dep)
 
 # %% ../nbs/02_detsim.ipynb #bc226107
 MANIFEST_NAME = 'larvae-data.yaml'
-SAMPLE_FILES = {'proton': ('protons.root', 'channel_mapped'), 'kaon': ('kaons.root', 'flat')}
+SAMPLE_FILES = {'proton': ('protons.root', 'channel_mapped'), 'kaon': ('kaons.root', 'flat'), 'mip': ('RAW_muons.root', 'flat')}
 RAW_TREE = 'ana/raw'
+SAMPLE_TREES = {'mip': 'anatree/raw'} # the seed's MIP file keeps its raw tree under anatree; the others under RAW_TREE
 BEAMLINE_COLUMNS = ('p', 'm', 'beamline_mass', 'beamline_momentum_mevc', 'tof_ns') # after the event key; see "The beamline record"
 
 def _join(a:np.ndarray)->str: return ';'.join(f"{v:.4f}" for v in a)
 
-def _write_sample(path:Path, cfg:SimConfig, sample:str, n:int, rows:dict, bar)->None:
-    "Simulate and write the `n` events of one sample, chunk by chunk."
+def _write_sample(path:Path, cfg:SimConfig, sample:str, n:int, rows:dict, bar, stage1)->None:
+    "Simulate and write the `n` events of one sample, chunk by chunk, with the per-track truth of `stage1`'s tracks."
     from larvae_nb.root_io import RawWriter
+    from larvae_nb.simtruth import attribute_tracks, particle_rows, stage1_tracks
     name, layout = SAMPLE_FILES[sample]
     dead = dead_channels(cfg, sample)
-    with RawWriter(path/name, layout=layout, tree=RAW_TREE, n_ticks=cfg.ticks,
+    with RawWriter(path/name, layout=layout, tree=SAMPLE_TREES.get(sample, RAW_TREE), n_ticks=cfg.ticks,
                    channels=np.flatnonzero(~dead) if dead.any() else None) as w:
         for a in range(0, n, cfg.events_per_chunk):
             m = min(cfg.events_per_chunk, n - a)
             ind = np.empty((m, phys.N_WIRES, cfg.ticks), np.int16); col = np.empty_like(ind)
-            keys = np.empty((m, 3), np.int64)
+            keys, dep, parts = np.empty((m, 3), np.int64), {}, {}
             for j in range(m):
                 ev = simulate_event(cfg, sample, a + j)
                 ind[j], col[j], keys[j] = ev.induction, ev.collection, (ev.run, ev.subrun, ev.event)
                 key = dict(run=ev.run, subrun=ev.subrun, event=ev.event)
+                dep[tuple(keys[j])], parts[tuple(keys[j])] = ev.deposits, particle_rows(ev.tracks, ev.showers)
                 rows['truth'].append(ev.truth)
                 if ev.beamline is not None: rows['beamline'].append(key | ev.beamline)
                 if ev.reco is not None: rows['reco'].append(key | dict(trkrr=_join(ev.reco.rr), trkdedx=_join(ev.reco.dedx)))
                 if bar is not None: bar.update(1)
             w.write(keys[:, 0], keys[:, 1], keys[:, 2], ind, col)
+            tr = stage1_tracks(pd.DataFrame(keys, columns=list(EVENT_KEY)), ind, col, sample, stage1)
+            rows['truth_tracks'].append(attribute_tracks(tr, dep, parts))
 
 # %% ../nbs/02_detsim.ipynb #0c3b0080
 def simulate(out, # the data directory to write: new, empty, or one larvae made (it is replaced as a whole)
              cfg:SimConfig, # the simulation config
              progress:bool=True, # show a progress bar
+             stage1:Config|None=None, # the cluster, cuts and match settings of the per-track truth (None: the defaults)
             )->Path:
-    "Simulate the proton and kaon samples and write a complete data directory with its manifest."
-    if cfg.n_protons + cfg.n_kaons == 0: raise LarvaeError("sim.n_protons and sim.n_kaons are both 0; nothing to simulate")
+    "Simulate the proton, kaon and MIP samples and write a complete data directory with its manifest."
+    if cfg.n_protons + cfg.n_kaons + cfg.n_mips == 0: raise LarvaeError("sim.n_protons, sim.n_kaons and sim.n_mips are all 0; nothing to simulate")
     from tqdm.auto import tqdm
-    rows = dict(truth=[], beamline=[], reco=[])
+    from larvae_nb.simtruth import TRUTH_TRACK_COLUMNS, TRUTH_TRACKS_FILE, write_truth_tracks
+    rows, stage1 = dict(truth=[], beamline=[], reco=[], truth_tracks=[]), stage1 or load_config()
     manifest, bar = {'samples': {}}, None
     with output_dir(out, 'larvae simulate') as out, atomic_path(out, is_dir=True) as tmp:
         shutil.copy2(out/MARKER, tmp/MARKER)  # the new directory is larvae's too
-        bar = tqdm(total=cfg.n_protons + cfg.n_kaons, desc='simulate', unit='ev') if progress else None
+        bar = tqdm(total=cfg.n_protons + cfg.n_kaons + cfg.n_mips, desc='simulate', unit='ev') if progress else None
         try:
-            for sample, n in (('proton', cfg.n_protons), ('kaon', cfg.n_kaons)):
+            for sample, n in (('proton', cfg.n_protons), ('kaon', cfg.n_kaons), ('mip', cfg.n_mips)):
                 if n == 0: continue
-                _write_sample(tmp, cfg, sample, n, rows, bar)
-                manifest['samples'][sample] = {'files': [SAMPLE_FILES[sample][0]], 'tree': RAW_TREE}
+                _write_sample(tmp, cfg, sample, n, rows, bar, stage1)
+                manifest['samples'][sample] = {'files': [SAMPLE_FILES[sample][0]], 'tree': SAMPLE_TREES.get(sample, RAW_TREE)}
             pd.DataFrame(rows['beamline'], columns=list(EVENT_KEY) + list(BEAMLINE_COLUMNS)).to_csv(tmp/'beamline.csv', index=False)
             pd.DataFrame(rows['reco'], columns=list(EVENT_KEY) + ['trkrr', 'trkdedx']).to_csv(tmp/'reco_tracks.csv', index=False)
             truth = pd.DataFrame(rows['truth'])
             truth.to_parquet(tmp/'truth.parquet', index=False)
+            tt = [t for t in rows['truth_tracks'] if len(t)]
+            write_truth_tracks(pd.concat(tt, ignore_index=True) if tt else pd.DataFrame(columns=list(TRUTH_TRACK_COLUMNS)), tmp/TRUTH_TRACKS_FILE, stage1)
             # the electron lifetime is a run condition a real analysis looks up (a per-run table); here it varies per event
             truth[list(EVENT_KEY) + ['electron_lifetime_us']].rename(columns={'electron_lifetime_us': 'lifetime_us'}).to_csv(tmp/'lifetime.csv', index=False)
             (tmp/'bethe_bloch').mkdir()
             for sp in ('proton', 'kaon'): phys.write_dedx_table(phys.dedx_table(sp), tmp/'bethe_bloch'/f'{sp}.txt')
             manifest |= {'beamline': 'beamline.csv', 'reco': 'reco_tracks.csv', 'lifetime': 'lifetime.csv',
-                         'bethe_bloch': {sp: f'bethe_bloch/{sp}.txt' for sp in ('proton', 'kaon')}, 'truth': 'truth.parquet'}
+                         'bethe_bloch': {sp: f'bethe_bloch/{sp}.txt' for sp in ('proton', 'kaon')}, 'truth': 'truth.parquet',
+                         'truth_tracks': TRUTH_TRACKS_FILE}
             (tmp/MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding='utf-8')
         finally:
             if bar is not None: bar.close()
@@ -304,15 +319,16 @@ def simulate(out, # the data directory to write: new, empty, or one larvae made 
 def simulate_cmd(out:str='larvae-data', # the data directory to write
                  n_protons:int=None, # events in the proton sample (default: the config's sim.n_protons)
                  n_kaons:int=None, # events in the kaon sample (default: sim.n_kaons)
+                 n_mips:int=None, # events in the MIP (beam pi+/mu+) sample (default: sim.n_mips)
                  seed:int=None, # random seed (default: sim.seed)
                  ticks:int=None, # samples per wire; small values make fast test fixtures (default: sim.ticks)
                  config:str=None, # a YAML config file with overrides of the defaults
                 ):
-    "Simulate LArIAT-like proton and kaon samples into a data directory (`larvae simulate`)."
-    over = [f"sim.{k}={v}" for k, v in dict(n_protons=n_protons, n_kaons=n_kaons, seed=seed, ticks=ticks).items() if v is not None]
-    cfg = load_config(config, over).sim
-    path = simulate(out, cfg)
-    print(f"wrote {cfg.n_protons} proton and {cfg.n_kaons} kaon events to {path}/{MANIFEST_NAME}")
+    "Simulate LArIAT-like proton, kaon and MIP samples into a data directory (`larvae simulate`)."
+    over = [f"sim.{k}={v}" for k, v in dict(n_protons=n_protons, n_kaons=n_kaons, n_mips=n_mips, seed=seed, ticks=ticks).items() if v is not None]
+    full = load_config(config, over); cfg = full.sim
+    path = simulate(out, cfg, stage1=full)
+    print(f"wrote {cfg.n_protons} proton, {cfg.n_kaons} kaon and {cfg.n_mips} MIP events to {path}/{MANIFEST_NAME}")
     return path
 
 # %% ../nbs/02_detsim.ipynb #03f5495c
@@ -386,7 +402,7 @@ def sample_yields(cfg:SimConfig, n:int=100)->pd.DataFrame:
     from larvae_nb.root_io import iterate_planes
     d = Path(tempfile.mkdtemp())
     try:
-        simulate(d/'data', SimConfig(**(cfg.to_dict() | dict(n_protons=n, n_kaons=n))), progress=False)
+        simulate(d/'data', SimConfig(**(cfg.to_dict() | dict(n_protons=n, n_kaons=n, n_mips=0))), progress=False)
         full = load_config(); full.dataset.workers = 1
         build_dataset(d/'data', d/'out', full, progress=False)
         flow = pd.read_csv(d/'out'/CUTFLOW_FILE).set_index('step')

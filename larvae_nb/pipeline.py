@@ -58,7 +58,7 @@ def _fingerprint(stage:Stage, ctx:Context, markers:dict)->str:
     "A hash of everything that decides a stage's output: config, upstream markers, code version and source, inputs."
     parts = {s: getattr(ctx.cfg, s).to_dict() for s in stage.sections}
     parts['needs'] = {n: markers.get(n) for n in stage.needs}
-    parts['data'] = str(ctx.data_dir.resolve())
+    parts['data_dir'] = str(ctx.data_dir.resolve())  # not 'data': that is a config section (data.split_rule, ...)
     parts['code'] = {'version': larvae_nb.__version__} | {m: module_hash(m) for m in stage.code}
     if stage.inputs is not None: parts['inputs'] = stage.inputs(ctx)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -85,7 +85,7 @@ def run_stages(stages:list, ctx:Context, log=logger.info)->dict:
 def _simulate(ctx:Context):
     if ctx.data is not None: return  # real (or user-provided) data: nothing to simulate
     from larvae_nb.detsim import simulate
-    simulate(ctx.o.simulated, ctx.cfg.sim, progress=ctx.progress)
+    simulate(ctx.o.simulated, ctx.cfg.sim, progress=ctx.progress, stage1=ctx.cfg)  # per-track truth made with the same stage-1 settings
 
 def _dataset(ctx:Context):
     from larvae_nb.dataset import build_dataset
@@ -147,9 +147,9 @@ def _manifest_inputs(ctx:Context, which:tuple)->dict:
     return files
 
 def _dataset_inputs(ctx): return _manifest_inputs(ctx, ('samples', 'beamline', 'reco', 'bethe_bloch', 'lifetime'))
-def _truth_inputs(ctx): return _manifest_inputs(ctx, ('truth',))
+def _truth_inputs(ctx): return _manifest_inputs(ctx, ('truth', 'truth_tracks'))
 
-STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'beam', 'transport', 'reco', 'physics', 'root_io')),
+STAGES = [Stage('simulate', ('sim', 'cluster', 'cuts', 'match'), (), _simulate, ('detsim', 'beam', 'transport', 'reco', 'simtruth', 'physics', 'root_io')),
           Stage('dataset', ('cluster', 'cuts', 'match', 'chi2'), ('simulate',), _dataset,
                 ('dataset', 'root_io', 'clustering', 'cuts', 'matching', 'chi2', 'calorimetry', 'physics'), _dataset_inputs),
           Stage('images', ('images',), ('dataset',), _images, ('images',)),

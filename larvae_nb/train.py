@@ -23,9 +23,10 @@ from .model import VAE, vae_loss
 from .plotting import plot_style, savefig
 
 # %% auto #0
-__all__ = ['images_file', 'load_images', 'StaleRunError', 'images_digest', 'split_events', 'get_split', 'assign_split',
-           'seed_split_indices', 'seed_split', 'train_epoch', 'evaluate', 'make_optimizer', 'sanity_check', 'rng_state',
-           'set_rng_state', 'plot_history', 'EarlyStopping', 'proton_data', 'train', 'train_cmd']
+__all__ = ['SPLIT_LABELS', 'images_file', 'load_images', 'StaleRunError', 'images_digest', 'split_events', 'get_split',
+           'assign_split', 'seed_split_indices', 'seed_split', 'balanced_split_indices', 'balanced_split',
+           'train_epoch', 'evaluate', 'make_optimizer', 'sanity_check', 'rng_state', 'set_rng_state', 'plot_history',
+           'EarlyStopping', 'training_split', 'proton_data', 'train', 'train_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
@@ -144,6 +145,45 @@ def seed_split(keys:pd.DataFrame, # proton track keys: run, subrun, event, track
     lab = np.full(len(tk), 'train', dtype=object)
     lab[seed_split_indices(len(tk), val_split, seed)[1]] = 'val'
     return tk[list(EVENT_KEY)].assign(split=lab.astype(str))
+
+# %% ../nbs/11_train.ipynb #f22ab2e3
+def balanced_split_indices(sizes:list, # tracks per species, in the frame's species order
+                           seed:int=42, # the seed's default
+                           n_train:int|None=None, # total training tracks (the seed's --n-train)
+                           pool_per_species:int|None=None, train_frac:float|None=None, # the seed's pool mode
+                          )->tuple[np.ndarray, ...]:
+    "The seed's `make_balanced_split`: sorted (train_idx, val_idx) into the concatenated frame (pool mode: also the held-out rest)."
+    rng, k = np.random.default_rng(seed), len(sizes)
+    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    perms = [rng.permutation(int(n)) + o for n, o in zip(sizes, offs)]
+    if (n_train is None) == (pool_per_species is None): raise LarvaeError("give n_train or pool_per_species (with train_frac), not both")
+    if n_train is not None:
+        per = [n_train // k + (i >= k - n_train % k) for i in range(k)]  # the remainder goes to the last species first
+        stops = [(c, int(n)) for c, n in zip(per, sizes)]
+    else: stops = [(round(pool_per_species * train_frac), pool_per_species)] * k
+    for (c, hi), n, i in zip(stops, sizes, range(k)):
+        if max(c, hi) > n: raise LarvaeError(f"species {i} has {int(n)} tracks, fewer than the {max(c, hi)} its balanced split needs; lower data.n_train or pool_per_species")
+    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    out = (cat([p[:c] for p, (c, _) in zip(perms, stops)]), cat([p[c:hi] for p, (c, hi) in zip(perms, stops)]))
+    return out if n_train is not None else out + (cat([p[hi:] for p, (_, hi) in zip(perms, stops)]),)
+
+# %% ../nbs/11_train.ipynb #fdac3e96
+SPLIT_LABELS = ('train', 'val', 'held_out') # the balanced split's labels (held_out: outside the pool)
+
+def balanced_split(keys:pd.DataFrame, # track keys with `sample`
+                   dc, # the `data` config section (species, random_seed, n_train or pool_per_species/train_frac, val_split)
+                  )->pd.DataFrame:
+    "One row per track of the `dc.species` samples: run, subrun, event, track, sample, split, by the seed's balanced rule."
+    cols = list(TRACK_KEY) + ['sample']
+    tk = pd.concat([keys.loc[keys['sample'] == s, cols].drop_duplicates().sort_values(cols) for s in dc.species], ignore_index=True)
+    sizes = [int((tk['sample'] == s).sum()) for s in dc.species]
+    if min(sizes) == 0: raise LarvaeError(f"no {dc.species[sizes.index(0)]} images to split; samples present: {sorted(keys['sample'].unique())}")
+    pool = dc.pool_per_species is not None
+    n = None if pool else dc.n_train if dc.n_train is not None else len(sizes) * int((1 - dc.val_split) * min(sizes))
+    idx = balanced_split_indices(sizes, dc.random_seed, n, dc.pool_per_species, dc.train_frac)
+    lab = np.full(len(tk), 'held_out', dtype=object)
+    for name, i in zip(SPLIT_LABELS, idx): lab[i] = name
+    return tk.assign(split=lab.astype(str))
 
 # %% ../nbs/11_train.ipynb #1c0c33d5
 def _batches(n, batch_size, gen, device):
@@ -278,18 +318,37 @@ def _check_run_config(run_dir:Path, cfg:Config, resume:bool):
     save_config(cfg, saved)
 
 # %% ../nbs/11_train.ipynb #80d53dd9
+def training_split(path, # the run's split file
+                   keys:pd.DataFrame, # keys (with `sample`) of the images of the `data.species` samples
+                   dc, # the `data` config section
+                  )->pd.DataFrame:
+    "The run's saved split of the training samples, drawn (balanced, or per event / the seed's track rule) and saved if new."
+    if not dc.balanced:
+        strata = 'sample' if len(dc.species) > 1 else None  # several species unbalanced: each split by events on its own
+        return get_split(path, keys, dc.val_split, dc.random_seed, strata=strata, rule=dc.split_rule)
+    path, new = Path(path), balanced_split(keys, dc)
+    if not path.exists():
+        with atomic_path(path) as tmp: new.to_parquet(tmp, index=False)
+        return new
+    sp = pd.read_parquet(path)
+    if 'track' not in sp or not sp.drop(columns='split').sort_values(list(sp.columns[:-1])).reset_index(drop=True).equals(
+            new.drop(columns='split').sort_values(list(new.columns[:-1])).reset_index(drop=True)):
+        raise LarvaeError(f"{path}: the saved split holds other tracks than the images of {dc.species}; use the same images or start a new run (--overwrite)")
+    return sp
+
+# %% ../nbs/11_train.ipynb #2ca11b41
 def proton_data(imgs:ImageSet, cfg:Config, run_dir:Path, device:str):
-    "Keys, split labels and transformed train/val tensors of the proton images (split and transform saved in `run_dir`)."
-    prot = (imgs.keys['sample'] == 'proton').to_numpy().copy()
-    if not prot.any():
-        raise LarvaeError(f"no proton images (keys.sample == 'proton'); samples present: {sorted(imgs.keys['sample'].unique())}")
+    "Keys, split labels and transformed train/val tensors of the training images, the `data.species` samples (split and transform saved in `run_dir`)."
+    have = set(imgs.keys['sample'])
+    for s in cfg.data.species:
+        if s not in have: raise LarvaeError(f"no {s} images (keys.sample == {s!r}); samples present: {sorted(have)}; set data.species")
+    sel = imgs.keys['sample'].isin(cfg.data.species).to_numpy().copy()
     hw = cfg.model.input_hw
     if tuple(imgs.x.shape[1:]) != (2, hw, hw):
         raise LarvaeError(f"images are {tuple(imgs.x.shape[1:])}, the model expects (2, {hw}, {hw}); set model.input_hw or remake the images")
-    keys = imgs.keys[prot].reset_index(drop=True)
-    x = imgs.x[torch.from_numpy(prot)]
-    lab = assign_split(keys, get_split(run_dir/SPLIT_FILE, keys, cfg.data.val_split, cfg.data.random_seed,
-                                       rule=cfg.data.split_rule))
+    keys = imgs.keys[sel].reset_index(drop=True)
+    x = imgs.x[torch.from_numpy(sel)]
+    lab = assign_split(keys, training_split(run_dir/SPLIT_FILE, keys, cfg.data))
     tr, va = torch.from_numpy(lab == 'train'), torch.from_numpy(lab == 'val')
     name = cfg.images.transform
     if (run_dir/TRANSFORM_FILE).exists(): stats = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics', keys=('stats',))['stats']

@@ -338,15 +338,16 @@ def simulate_particles(rng:np.random.Generator, # the event's generator
                        beam:dict, # from `draw_beam`
                        step_cm:float=0.04, # transport step [cm]
                       )->tuple[list, dict, dict]:
-    "Transport the beam particle and its descendants: (tracks, EM deposits, truth of the primary)."
+    "Transport the beam particle and its descendants: (tracks, EM deposits with their particles, truth of the primary)."
     queue = [Particle(beam['species'], beam['pos'], beam['dir'], beam['T'])]
-    tracks, em, mode = [], dict(mid=[], ds=[], dE=[], t=[]), ''
+    tracks, em, mode, showers = [], dict(mid=[], ds=[], dE=[], t=[], pid=[]), '', []
     for gen in range(MAX_GENERATIONS):
         nxt = []
         for pa in queue:
             if pa.species in ('gamma', 'electron'):
                 m, s, e = em_deposits(rng, pa.pos, pa.dir, pa.T, photon=pa.species == 'gamma')
                 em['mid'].append(m); em['ds'].append(s); em['dE'].append(e); em['t'].append(np.full(len(e), pa.t0))
+                em['pid'].append(np.full(len(e), len(showers))); showers.append(dict(species=pa.species, charge=pa.charge, parent=pa.parent, process=pa.process, T0=pa.T))
                 continue
             if pa.T < MIN_TRANSPORT_T or not inside(pa.pos): continue
             tr = transport(rng, pa.species, pa.pos, pa.dir, pa.T, step_cm, pa.t0, pa.charge)
@@ -357,7 +358,8 @@ def simulate_particles(rng:np.random.Generator, # the event's generator
             nxt += kids
         queue = nxt
         if not queue: break
-    em = {k: np.concatenate(v) if v else np.zeros((0, 3) if k == 'mid' else 0) for k, v in em.items()}
+    em = {k: np.concatenate(v) if v else np.zeros((0, 3) if k == 'mid' else 0, int if k == 'pid' else float) for k, v in em.items()}
+    em['pid'] = em['pid'] + len(tracks); em['particles'] = showers  # particle index: tracks first, then the EM particles
     pr = tracks[0]
     truth = dict(species=beam['species'], p_wc=beam['p_wc'], entry_p=beam['p'], entry_ke=beam['T'],
                  end_process='decayed' if mode else pr.end, decay_mode=mode, decay_in_flight=bool(pr.end == 'decayed' and pr.end_T > 0),
