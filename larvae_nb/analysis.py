@@ -24,6 +24,8 @@ from .keys import join_on_keys
 from .metrics import PURITY_TARGET
 from .plotting import savefig
 from .beam_composition import run_contamination, run_mass_fit, run_picky, subset_tracks
+from .two_sample import run_two_sample
+from .kaon_selection import run_csda_mvn
 
 # %% auto #0
 __all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES', 'BASELINE_COLUMN_NAMES',
@@ -52,7 +54,7 @@ def read_table(path, # a Parquet or CSV file
 SCORE_COLUMN_NAMES = ('chi2_proton', 'chi2_kaon', 'chi2ls_proton', 'chi2ls_kaon', 'pida', 'particle_hypothesis',
                       'cal_chi2ls_proton', 'cal_chi2ls_kaon', 'cal_pida')
 BASELINE_COLUMN_NAMES = {'col_width': 'baseline_col_width', 'cal_rr': 'cal_range'}  # read when present; cal_rr -> its largest value
-BEAM_COLUMN_NAMES = {'p': 'beamline_picky', 'm': 'beamline_match', 'beamline_mass': 'beamline_mass'}  # renamed so no analysis takes them for features
+BEAM_COLUMN_NAMES = {'p': 'beamline_picky', 'm': 'beamline_match', 'beamline_mass': 'beamline_mass', 'beamline_momentum_mevc': 'beamline_momentum_mevc'}  # renamed so no analysis takes them for features
 TRUTH_FIX = "pass the truth.parquet `larvae simulate` wrote (the manifest's `truth:` entry, or --truth)"
 
 def read_scores(path)->pd.DataFrame:
@@ -223,7 +225,9 @@ ANALYSIS_TABLE = analysis_table(
     Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation')),  # trains its own probes over seeds; reads the mixture's score
     Analysis('mass_fit', run_mass_fit, ('beamline',)),  # 14e: the spectrometer-mass fit of the kaon sample, all and picky (truth when present)
     Analysis('contamination', run_contamination, ('latents',)),  # 14e: latent EM contamination with injection calibration
-    Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation')))  # 14e: the headline table on picky tracks
+    Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation')),  # 14e: the headline table on picky tracks
+    Analysis('two_sample', run_two_sample, ('latents',)),  # 14f: train-vs-validation latent two-sample tests
+    Analysis('csda_mvn', run_csda_mvn, ('latents', 'beamline')))  # 14g: CSDA kaons and per-species Gaussian classification
 ANALYSES = tuple(ANALYSIS_TABLE)
 
 def check_analyses(names)->list[str]:
