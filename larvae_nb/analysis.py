@@ -222,12 +222,12 @@ ANALYSIS_TABLE = analysis_table(
     Analysis('nonlinear', _run_nonlinear, ('latents', 'features')),
     Analysis('feature_auc', _run_feature_auc, ('latents', 'features')),
     Analysis('separation', _run_separation, ('latents',)),
-    Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation')),  # trains its own probes over seeds; reads the mixture's score
     Analysis('mass_fit', run_mass_fit, ('beamline',)),  # 14e: the spectrometer-mass fit of the kaon sample, all and picky (truth when present)
     Analysis('contamination', run_contamination, ('latents',)),  # 14e: latent EM contamination with injection calibration
-    Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation')),  # 14e: the headline table on picky tracks
     Analysis('two_sample', run_two_sample, ('latents',)),  # 14f: train-vs-validation latent two-sample tests
-    Analysis('csda_mvn', run_csda_mvn, ('latents', 'beamline')))  # 14g: CSDA kaons and per-species Gaussian classification
+    Analysis('csda_mvn', run_csda_mvn, ('latents', 'beamline')),  # 14g: CSDA kaons and per-species Gaussian classification
+    Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation')),  # trains its own probes over seeds; reads the mixture's score
+    Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation')))  # 14e: the headline table on picky tracks
 ANALYSES = tuple(ANALYSIS_TABLE)
 
 def check_analyses(names)->list[str]:

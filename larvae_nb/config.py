@@ -395,7 +395,7 @@ class DataConfig(Section):
 @dataclass
 class AnalysisConfig(Section):
     "Latent analyses (see 14_latents) and the PID tables against truth (14d_pid)."
-    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'truth', 'mass_fit', 'contamination', 'picky', 'two_sample', 'csda_mvn'])
+    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'mass_fit', 'contamination', 'two_sample', 'csda_mvn', 'truth', 'picky'])
     folds:int = 5 # cross-validation folds
     seed:int = 0
     gmm_inits:int = 20
