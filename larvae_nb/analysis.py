@@ -23,13 +23,16 @@ from .pid import CNN_COLUMN, CNN_NAME, EFF_KEY, event_groups, truth_analysis
 from .keys import join_on_keys
 from .metrics import PURITY_TARGET
 from .plotting import savefig
+from .beam_composition import run_contamination, run_mass_fit, run_picky, subset_tracks
+from .two_sample import run_two_sample
+from .kaon_selection import run_csda_mvn
 
 # %% auto #0
-__all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES', 'BASELINE_COLUMN_NAMES', 'TRUTH_FIX',
-           'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE', 'ANALYSES', 'ROLE_LABELS', 'read_table', 'read_scores',
-           'resolve_loader', 'load_latents', 'hardest_images', 'join_cnn', 'save_outputs', 'run_decoder', 'Analysis',
-           'analysis_table', 'AnalysisInputs', 'check_analyses', 'plan_analyses', 'run_analysis', 'analyse', 'summary',
-           'analyse_cmd']
+__all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES', 'BASELINE_COLUMN_NAMES',
+           'BEAM_COLUMN_NAMES', 'TRUTH_FIX', 'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE', 'ANALYSES', 'ROLE_LABELS',
+           'read_table', 'read_scores', 'resolve_loader', 'load_latents', 'hardest_images', 'join_cnn', 'save_outputs',
+           'run_decoder', 'Analysis', 'analysis_table', 'AnalysisInputs', 'check_analyses', 'plan_analyses',
+           'run_analysis', 'analyse', 'summary', 'analyse_cmd']
 
 # %% ../nbs/14c_analysis.ipynb #78113c14
 ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
@@ -51,11 +54,12 @@ def read_table(path, # a Parquet or CSV file
 SCORE_COLUMN_NAMES = ('chi2_proton', 'chi2_kaon', 'chi2ls_proton', 'chi2ls_kaon', 'pida', 'particle_hypothesis',
                       'cal_chi2ls_proton', 'cal_chi2ls_kaon', 'cal_pida')
 BASELINE_COLUMN_NAMES = {'col_width': 'baseline_col_width', 'cal_rr': 'cal_range'}  # read when present; cal_rr -> its largest value
+BEAM_COLUMN_NAMES = {'p': 'beamline_picky', 'm': 'beamline_match', 'beamline_mass': 'beamline_mass', 'beamline_momentum_mevc': 'beamline_momentum_mevc'}  # renamed so no analysis takes them for features
 TRUTH_FIX = "pass the truth.parquet `larvae simulate` wrote (the manifest's `truth:` entry, or --truth)"
 
 def read_scores(path)->pd.DataFrame:
     "Keys, sample, the PID score and baseline columns of a keyed table (e.g. tracks.parquet), and each event's track count."
-    path = Path(path); want = set(TRACK_KEY) | {'sample'} | set(SCORE_COLUMN_NAMES) | set(BASELINE_COLUMN_NAMES)
+    path = Path(path); want = set(TRACK_KEY) | {'sample'} | set(SCORE_COLUMN_NAMES) | set(BASELINE_COLUMN_NAMES) | set(BEAM_COLUMN_NAMES)
     if not path.is_file(): raise LarvaeError(f"{path}: scores table not found; pass the dataset's tracks.parquet")
     if path.suffix == '.csv': df = pd.read_csv(path)
     else:
@@ -63,7 +67,7 @@ def read_scores(path)->pd.DataFrame:
         df = pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c in want])
     df = df[[c for c in df.columns if c in want]]
     if 'cal_rr' in df: df['cal_rr'] = [float(np.max(r)) if r is not None and np.size(r) else np.nan for r in df['cal_rr']]
-    df = df.rename(columns=BASELINE_COLUMN_NAMES)
+    df = df.rename(columns=BASELINE_COLUMN_NAMES | BEAM_COLUMN_NAMES)
     return df.assign(n_event_tracks=df.groupby(list(EVENT_KEY))[df.columns[0]].transform('size').values)
 
 # %% ../nbs/14c_analysis.ipynb #2d12a52b
@@ -145,7 +149,7 @@ def run_decoder(run_dir)->tuple[Callable|None, str|None]:
     return (lambda z: run.model.decode(z)), None
 
 # %% ../nbs/14c_analysis.ipynb #0a4fe5a0
-INPUTS = ('latents', 'features', 'decoder', 'truth_table')  # what an analysis may need besides other analyses
+INPUTS = ('latents', 'features', 'decoder', 'truth_table', 'beamline')  # what an analysis may need besides other analyses
 
 @dataclass(frozen=True)
 class Analysis:
@@ -218,7 +222,12 @@ ANALYSIS_TABLE = analysis_table(
     Analysis('nonlinear', _run_nonlinear, ('latents', 'features')),
     Analysis('feature_auc', _run_feature_auc, ('latents', 'features')),
     Analysis('separation', _run_separation, ('latents',)),
-    Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation')))  # trains its own probes over seeds; reads the mixture's score
+    Analysis('mass_fit', run_mass_fit, ('beamline',)),  # 14e: the spectrometer-mass fit of the kaon sample, all and picky (truth when present)
+    Analysis('contamination', run_contamination, ('latents',)),  # 14e: latent EM contamination with injection calibration
+    Analysis('two_sample', run_two_sample, ('latents',)),  # 14f: train-vs-validation latent two-sample tests
+    Analysis('csda_mvn', run_csda_mvn, ('latents', 'beamline')),  # 14g: CSDA kaons and per-species Gaussian classification
+    Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation')),  # trains its own probes over seeds; reads the mixture's score
+    Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation')))  # 14e: the headline table on picky tracks
 ANALYSES = tuple(ANALYSIS_TABLE)
 
 def check_analyses(names)->list[str]:
@@ -249,6 +258,7 @@ def _missing(i:AnalysisInputs, need:str)->str|None:
         i.decode, why = run_decoder(i.run_dir)
         return why
     if need == 'truth_table' and i.truth is None: return 'no truth table (simulation only); pass truth_path'
+    if need == 'beamline' and 'beamline_mass' not in i.j: return "no beamline columns; pass the dataset's tracks.parquet (scores_path, --scores)"
     if need in ANALYSIS_TABLE and 'skipped' in i.results[need]: return f'needs the {need} analysis, which was skipped'
     return None
 
@@ -299,11 +309,11 @@ def analyse(run_dir, # the training run directory
     "Run the selected latent analyses of a run (in `plan_analyses` order); save figures and metrics.json; return the numbers."
     run_dir, cfg, names = Path(run_dir), cfg or AnalysisConfig(), check_analyses(analyses)
     if not run_dir.is_dir(): raise LarvaeError(f"{run_dir}: run directory not found; train a model first (`larvae train`)")
-    wants_truth = truth_path is not None and any('truth_table' in ANALYSIS_TABLE[n].needs for n in names)
+    wants_truth = truth_path is not None  # the truth analyses need it; the beam analyses put the truth beside their estimates
     truth = read_table(truth_path, 'truth table', TRUTH_FIX) if wants_truth else None
     if truth is not None and scores_path is None: warn("truth analysis without a scores table (--scores, the dataset's tracks.parquet): "
                                                        "the chi2 and PIDA methods are left out of the PID table")
-    j = _joined_tracks(run_dir, features_path, loader, scores_path, cnn_path, all_scores=truth is not None)
+    j = subset_tracks(_joined_tracks(run_dir, features_path, loader, scores_path, cnn_path, all_scores=truth is not None), cfg.subset)
     i = AnalysisInputs(j, cfg, run_dir, loader, decode, categories, truth, str(truth_path), n_jobs)
     metrics, figures = {'join': j.attrs['join'], 'analysis_config': cfg.to_dict()}, {}
     for name in plan_analyses(names, missing=() if truth is not None else ('truth_table',)):
@@ -344,7 +354,7 @@ def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read bac
 # %% ../nbs/14c_analysis.ipynb #a3279de2
 def analyse_cmd(run:str, # the training run directory
                 features:str=None, # keyed features table (default <run>/features.parquet)
-                analyses:str=None, # comma-separated subset of: correlation, traversal, logistic, nonlinear, feature_auc, separation, truth
+                analyses:str=None, # comma-separated subset of `ANALYSES` (correlation, ..., truth, mass_fit, contamination, picky, ...); default all
                 truth:str=None, # simulation truth table (truth.parquet), for the truth analysis
                 scores:str=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
                 config:str=None, # YAML file of config overrides (its analysis section is used)

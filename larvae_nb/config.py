@@ -408,18 +408,34 @@ class DataConfig(Section):
 @dataclass
 class AnalysisConfig(Section):
     "Latent analyses (see 14_latents) and the PID tables against truth (14d_pid)."
-    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'truth'])
+    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'mass_fit', 'contamination', 'two_sample', 'csda_mvn', 'truth', 'picky'])
     folds:int = 5 # cross-validation folds
     seed:int = 0
     gmm_inits:int = 20
     seeds:list[int] = field(default_factory=lambda: [0, 1, 2]) # training seeds of the probes and feature classifiers of the truth analysis
     bootstrap:int = 1000 # stratified event resamples of every interval
+    subset:Literal['all', 'picky'] = 'all' # picky: every analysis on the tracks with the beamline picky flag only (14e)
+    mass_fit_range:list[float] = field(default_factory=lambda: [350., 650.]) # beamline-mass fit range [MeV/c2] (14e; the seed: 330-690 on data)
+    mass_fit_starts:int = 30 # randomised Nelder-Mead starts of the mass fit (seed)
+    mass_fit_bootstrap:int = 150 # Poisson resamples of the fitted mass model for its 68 % intervals (seed)
+    contamination_inits:int = 6 # GMM restarts of each density of the latent contamination estimate (seed)
+    two_sample_permutations:int = 999 # label permutations of the KS and energy tests (14f; seed default 999, paper 1999)
+    two_sample_nulls:int = 99 # null replicates per C2ST repeat (seed default 99, paper 199)
+    csda_tolerance:float = 0.2 # a CSDA kaon's track length is within this fraction of the kaon CSDA range (14g)
+    two_sample_classifiers:list[str] = field(default_factory=lambda: ['mlp', 'logistic']) # C2ST classifiers; the first gives the verdict
 
     def check(self):
         if self.folds < 2: raise ConfigError(f"{self._name('folds')}={self.folds} must be at least 2")
         if self.gmm_inits < 1: raise ConfigError(f"{self._name('gmm_inits')}={self.gmm_inits} must be at least 1")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds): raise ConfigError(f"{self._name('seeds')}={self.seeds} must be distinct, at least one")
         if self.bootstrap < 100: raise ConfigError(f"{self._name('bootstrap')}={self.bootstrap} must be at least 100 (1000 for publication)")
+        lo, hi = (list(self.mass_fit_range) + [0, 0])[:2]
+        if len(self.mass_fit_range) != 2 or not 0 <= lo < hi: raise ConfigError(f"{self._name('mass_fit_range')}={self.mass_fit_range} must be [low, high] with 0 <= low < high")
+        if self.mass_fit_starts < 1 or self.mass_fit_bootstrap < 20: raise ConfigError(f"{self._name('mass_fit_starts')} must be >= 1 and {self._name('mass_fit_bootstrap')} >= 20")
+        if self.two_sample_permutations < 19 or self.two_sample_nulls < 19: raise ConfigError(f"{self._name('two_sample_permutations')} and {self._name('two_sample_nulls')} must be at least 19")
+        if not self.two_sample_classifiers or set(self.two_sample_classifiers) - {'mlp', 'logistic', 'hgb'}: raise ConfigError(f"{self._name('two_sample_classifiers')}={self.two_sample_classifiers}: give one or more of mlp, logistic, hgb")
+        if not 0 < self.csda_tolerance < 1: raise ConfigError(f"{self._name('csda_tolerance')}={self.csda_tolerance} must be between 0 and 1")
+        if self.contamination_inits < 1: raise ConfigError(f"{self._name('contamination_inits')}={self.contamination_inits} must be at least 1")
 
 # %% ../nbs/00_config.ipynb #2a91d9c7
 FeatureSet = Literal['seed', 'larvae', 'both']
