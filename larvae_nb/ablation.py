@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import LarvaeError, did_you_mean, logger
+from .base import LarvaeError, did_you_mean, logger
 from .run import ABLATION_NAME, Output, atomic_path, output_dir
 
 # %% auto #0

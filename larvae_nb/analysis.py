@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .config import AnalysisConfig, LarvaeError, did_you_mean, load_config, warn
+from .config import AnalysisConfig, load_config
+from .base import LarvaeError, did_you_mean, warn
 from .keys import EVENT_KEY, TRACK_KEY
 from .run import FEATURES_FILE, RunDir, atomic_write, output_dir
 from .latent_figures import case_figure

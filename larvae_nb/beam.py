@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import physics as phys
-from .config import LarvaeError
+from .base import LarvaeError
 
 # %% auto #0
 __all__ = ['WC_P_EDGES', 'WC_P_WEIGHTS', 'KAON_P_MEVC', 'UPSTREAM_LAR_CM', 'MIN_ENTRY_RANGE_CM', 'BEAM_CENTRE', 'BEAM_HALF_WIDTH',

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from sklearn.mixture import GaussianMixture
 
-from .config import LarvaeError
+from .base import LarvaeError
 from .keys import EVENT_KEY
 
 # %% auto #0

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import physics
 from .chi2 import as_template
-from .config import LarvaeError, check_choice
+from .base import LarvaeError, check_choice
 
 # %% auto #0
 __all__ = ['WIRE_SPACING_BEAM_CM', 'CALIB_ADC_TICK_PER_E', 'LARIAT_HIT_CALIB', 'TRIGGER_TICK', 'wire_charge', 'track_slope',

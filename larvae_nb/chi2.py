@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import physics
-from .config import Chi2Config, LarvaeError, check_choice, did_you_mean, warn
+from .config import Chi2Config
+from .base import LarvaeError, check_choice, did_you_mean, warn
 
 # %% auto #0
 __all__ = ['KAON', 'PROTON', 'UNDECIDED', 'HYPOTHESES', 'LARSOFT_SIGMA_CONST', 'LARSOFT_SIGMA_QUAD', 'LARSOFT_MAX_DEDX',

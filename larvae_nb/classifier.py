@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import logger, warn, Config, LarvaeError, load_config
+from .config import Config, load_config
+from .base import logger, warn, LarvaeError
 from .run import pick_device, seed_everything
 from .keys import EVENT_KEY
 from .images import apply_transform, fit_transform

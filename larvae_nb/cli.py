@@ -11,7 +11,7 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 from fastcore.docments import docments
 
 from . import __version__
-from .config import LarvaeError, LarvaeWarning, did_you_mean, set_verbosity
+from .base import LarvaeError, LarvaeWarning, did_you_mean, set_verbosity
 
 # %% auto #0
 __all__ = ['COMMANDS', 'SUMMARY', 'RESUME', 'POSITIONAL', 'load_command', 'build_parser', 'light_command', 'one_line', 'main']

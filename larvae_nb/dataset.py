@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .config import Config, LarvaeError, did_you_mean, load_config, warn
+from .config import Config, load_config
+from .base import LarvaeError, did_you_mean, warn
 from .keys import EVENT_KEY
 from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 

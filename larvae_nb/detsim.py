@@ -14,7 +14,8 @@ import pandas as pd
 import yaml
 
 from . import physics as phys
-from .config import Config, LarvaeError, SimConfig, load_config
+from .config import Config, SimConfig, load_config
+from .base import LarvaeError
 from .keys import EVENT_KEY
 from .run import CUTFLOW_FILE, MARKER, atomic_path, output_dir
 if TYPE_CHECKING: from larvae_nb.reco import RecoTrack  # a room above this one (02c_reco)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import FeatureConfig, LarvaeError, check_choice, load_config, warn
+from .config import FeatureConfig, load_config
+from .base import LarvaeError, check_choice, warn
 from .keys import TRACK_KEY, check_keys
 from .run import FEATURES_FILE, FEATURES_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 from .plotting import plot_style

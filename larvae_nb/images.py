@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .config import ImageConfig, LarvaeError, Transform, WireAlign, check_choice, load_config, warn
+from .config import ImageConfig, Transform, WireAlign, load_config
+from .base import LarvaeError, check_choice, warn
 from .run import pick_device
 from .keys import TRACK_KEY
 from .run import IMAGES_FILE, TRACKS_FILE, atomic_path, output_dir

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import LarvaeError, load_config
+from .config import load_config
+from .base import LarvaeError
 from .run import pick_device
 from .keys import TRACK_KEY
 from .run import atomic_path, atomic_write, output_dir

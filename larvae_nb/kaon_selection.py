@@ -10,7 +10,7 @@ from scipy.stats import multivariate_normal
 
 from . import physics as phys
 from .beam import UPSTREAM_LAR_CM
-from .config import LarvaeError
+from .base import LarvaeError
 from .keys import EVENT_KEY
 
 # %% auto #0

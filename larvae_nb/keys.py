@@ -6,7 +6,7 @@
 from __future__ import annotations
 import pandas as pd
 
-from .config import LarvaeError
+from .base import LarvaeError
 
 # %% auto #0
 __all__ = ['EVENT_KEY', 'TRACK_KEY', 'key_text', 'check_keys', 'join_on_keys']

@@ -15,7 +15,7 @@ from sklearn.feature_selection import mutual_info_regression
 from sklearn.metrics import adjusted_rand_score, r2_score
 from sklearn.mixture import GaussianMixture
 
-from .config import LarvaeError
+from .base import LarvaeError
 from .keys import TRACK_KEY, join_on_keys
 from .latent_figures import (PLANES, correlation_figures, feature_auc_figure, nonlinear_figures, probe_figure,
                                       separation_figure, traversal_figure, variance_figure)

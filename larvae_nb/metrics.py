@@ -22,7 +22,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .config import LarvaeError, did_you_mean
+from .base import LarvaeError, did_you_mean
 
 # %% auto #0
 __all__ = ['MLP_MAX_ITER', 'CLASSIFIERS', 'PERMUTATION_REPEATS', 'ACTIVE_UNIT_THRESHOLD', 'PURITY_TARGET', 'BOOTSTRAP_RESAMPLES',

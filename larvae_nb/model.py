@@ -9,7 +9,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
-from .config import ConfigError, ModelConfig, check_choice
+from .config import ModelConfig
+from .base import ConfigError, check_choice
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'OutputActivation', 'make_activation', 'Encoder', 'output_padding', 'Decoder', 'model_config', 'VAE',

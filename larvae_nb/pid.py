@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError
+from .base import LarvaeError
 from .keys import EVENT_KEY, TRACK_KEY, join_on_keys
 from .latent_figures import efficiency_purity_figure, roc_figure, score_figure
 from .latents import latent_columns

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 import larvae_nb
-from .config import logger, Config, Device, LarvaeError, Study, did_you_mean, load_config
+from .config import Config, Device, Study, load_config
+from .base import logger, LarvaeError, did_you_mean
 from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, missing_outputs, output_dir
 
 # %% auto #0

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 import larvae_nb
-from .config import logger, LarvaeError
+from .base import logger, LarvaeError
 from .run import Output, RunDir, atomic_write, missing_outputs
 
 # %% auto #0

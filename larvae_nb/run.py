@@ -12,7 +12,8 @@ from typing import get_args
 
 import yaml
 
-from .config import Config, Device, LarvaeError, check_choice, load_config, training_hash
+from .config import Config, Device, load_config, training_hash
+from .base import LarvaeError, check_choice
 
 # %% auto #0
 __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'FEATURES_FILE', 'FEATURES_INFO_FILE',

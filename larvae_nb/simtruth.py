@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from . import physics as phys
-from .config import Config, LarvaeError, load_config
+from .config import Config, load_config
+from .base import LarvaeError
 from .detsim import response, tick_of, wire_of
 from .keys import EVENT_KEY, TRACK_KEY, check_keys
 

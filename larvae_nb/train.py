@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import Config, LarvaeError, OptimizerConfig, check_choice, flag_overrides, load_config, training_hash
+from .config import Config, OptimizerConfig, flag_overrides, load_config, training_hash
+from .base import LarvaeError, check_choice
 from .run import pick_device, seed_everything
 from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,

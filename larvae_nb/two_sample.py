@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.stats import ks_2samp
 from sklearn.model_selection import StratifiedKFold
 
-from .config import LarvaeError
+from .base import LarvaeError
 from .metrics import make_classifier, quiet
 
 # %% auto #0

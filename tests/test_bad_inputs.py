@@ -9,7 +9,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from larvae_nb.config import LarvaeError, LarvaeWarning, load_config
+from larvae_nb.config import load_config
+from larvae_nb.base import LarvaeError, LarvaeWarning
 from larvae_nb.keys import EVENT_KEY
 from larvae_nb.dataset import TRACKS_SCHEMA, MANIFEST, dataset_cmd, imap_bounded, read_beamline, read_lifetime, read_manifest, read_reco
 from larvae_nb.physics import dedx_table, write_dedx_table

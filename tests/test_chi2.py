@@ -9,7 +9,8 @@ import pytest
 from larvae_nb import physics
 from larvae_nb.calorimetry import batch_calorimetry, toy_cluster_image
 from larvae_nb.chi2 import SCORE_COLUMNS, UNDECIDED, score_track, score_tracks, toy_tracks
-from larvae_nb.config import Chi2Config, ConfigError, LarvaeError
+from larvae_nb.config import Chi2Config
+from larvae_nb.base import ConfigError, LarvaeError
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from larvae_nb.config import AnalysisConfig, LarvaeError
+from larvae_nb.config import AnalysisConfig
+from larvae_nb.base import LarvaeError
 from larvae_nb.keys import TRACK_KEY
 from larvae_nb.analysis import SPLIT_SAMPLE, analyse
 from larvae_nb.latents import latent_columns, synthetic_latents

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from larvae_nb.config import LarvaeError, SimConfig
+from larvae_nb.config import SimConfig
+from larvae_nb.base import LarvaeError
 from larvae_nb.keys import EVENT_KEY
 from larvae_nb.detsim import simulate, simulate_cmd
 from larvae_nb import root_io

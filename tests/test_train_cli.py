@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from larvae_nb.config import LarvaeError, load_config
+from larvae_nb.config import load_config
+from larvae_nb.base import LarvaeError
 from larvae_nb.images import ImageSet
 from larvae_nb.inference import infer, infer_cmd, load_inference, novelty_auc
 from larvae_nb.train import train, train_cmd
