@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from .config import AnalysisConfig, load_config
-from .base import LarvaeError, did_you_mean, warn
+from .base import LarvaeError, did_you_mean, logger, warn
 from .keys import EVENT_KEY, TRACK_KEY
-from .run import FEATURES_FILE, RunDir, atomic_write, output_dir
+from .run import FEATURES_FILE, METRICS_FILE, RunDir, atomic_write, output_dir
 from .latent_figures import case_figure
 from .latents import (correlation, feature_auc, feature_columns, latent_columns, latent_frame, logistic,
     nonlinear, plain, separation, traversal)
@@ -33,7 +33,7 @@ __all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NA
            'BEAM_COLUMN_NAMES', 'TRUTH_FIX', 'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE', 'ANALYSES', 'ROLE_LABELS',
            'read_table', 'read_scores', 'resolve_loader', 'load_latents', 'hardest_images', 'join_cnn', 'save_outputs',
            'run_decoder', 'Analysis', 'analysis_table', 'AnalysisInputs', 'check_analyses', 'plan_analyses',
-           'run_analysis', 'analyse', 'summary', 'analyse_cmd']
+           'run_analysis', 'per_track_truth', 'analyse', 'summary', 'analyse_cmd']
 
 # %% ../nbs/14c_analysis.ipynb #78113c14
 ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
@@ -294,6 +294,15 @@ def _joined_tracks(run_dir:Path, features_path=None, loader:Callable|None=None, 
     j['row'] = np.arange(len(j))
     return j
 
+# %% ../nbs/14c_analysis.ipynb #1b63d654
+def per_track_truth(truth:pd.DataFrame, # event truth: the beam particle of each event (`species` and its factors)
+                    tracks:pd.DataFrame, # per-track truth: each track's own particle (`species`, `pdg`, `is_primary`, `purity`)
+                   )->pd.DataFrame:
+    "One row per track: its own particle's species beside its event's beam-particle truth (`event_species` and factors)."
+    ev = truth.rename(columns={'species': 'event_species'}).drop(columns=[c for c in ('sample',) if c in truth])
+    own = tracks[list(TRACK_KEY) + [c for c in ('species', 'pdg', 'is_primary', 'purity') if c in tracks]]
+    return join_on_keys(own, ev, EVENT_KEY, ('per-track truth', 'event truth'), many_to_one=True)
+
 # %% ../nbs/14c_analysis.ipynb #df86c17b
 def analyse(run_dir, # the training run directory
             features_path=None, # keyed features table; default <run>/features.parquet
@@ -302,6 +311,8 @@ def analyse(run_dir, # the training run directory
             loader:Callable|None=None, # (run_dir, split) -> inference output; default larvae_nb.inference.load_inference
             decode:Callable|None=None, # latent tensor -> images, for the traversal
             truth_path=None, # the simulation's truth table, for the truth analysis
+            truth_tracks_path=None, # the simulation's per-track truth (truth_tracks.parquet): each track labelled by its own particle
+            stage1=None, # the Config the dataset was made with (checks the per-track truth's track numbers); None: the defaults
             categories:dict|None=None, # feature -> category for the variance decomposition
             scores_path=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
             cnn_path=None, # the supervised CNN's held-out predictions; default RUN/classifier/predictions.parquet when present
@@ -312,6 +323,9 @@ def analyse(run_dir, # the training run directory
     if not run_dir.is_dir(): raise LarvaeError(f"{run_dir}: run directory not found; train a model first (`larvae train`)")
     wants_truth = truth_path is not None  # the truth analyses need it; the beam analyses put the truth beside their estimates
     truth = read_table(truth_path, 'truth table', TRUTH_FIX) if wants_truth else None
+    if truth is not None and truth_tracks_path is not None:
+        from larvae_nb.simtruth import read_truth_tracks
+        truth = per_track_truth(truth, read_truth_tracks(truth_tracks_path, stage1))
     if truth is not None and scores_path is None: warn("truth analysis without a scores table (--scores, the dataset's tracks.parquet): "
                                                        "the chi2 and PIDA methods are left out of the PID table")
     j = subset_tracks(_joined_tracks(run_dir, features_path, loader, scores_path, cnn_path, all_scores=truth is not None), cfg.subset)
@@ -357,6 +371,7 @@ def analyse_cmd(run:str, # the training run directory
                 features:str=None, # keyed features table (default <run>/features.parquet)
                 analyses:str=None, # comma-separated subset of `ANALYSES` (correlation, ..., truth, mass_fit, contamination, picky, ...); default all
                 truth:str=None, # simulation truth table (truth.parquet), for the truth analysis
+                truth_tracks:str=None, # per-track truth (truth_tracks.parquet): each track labelled by its own particle
                 scores:str=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
                 config:str=None, # YAML file of config overrides (its analysis section is used)
                 jobs:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits
@@ -365,9 +380,10 @@ def analyse_cmd(run:str, # the training run directory
     names = check_analyses(analyses)
     if jobs < 1: raise LarvaeError(f"--jobs {jobs}: give at least 1 worker process")
     if not Path(run).is_dir(): raise LarvaeError(f"{run}: run directory not found; train a model first (`larvae train`)")
-    cfg = load_config(config).analysis
+    full = load_config(config)
     with output_dir(run, 'larvae analyse'):
-        m = analyse(run, features, names, cfg, truth_path=truth, scores_path=scores, n_jobs=jobs)
-    print(f"{run}: {', '.join(names)} -> metrics.json")
-    print(summary(m))
+        m = analyse(run, features, names, full.analysis, truth_path=truth, truth_tracks_path=truth_tracks, stage1=full,
+                    scores_path=scores, n_jobs=jobs)
+    logger.info(f"{run}: {', '.join(names)} -> {METRICS_FILE}")
+    logger.info(summary(m))
     return m

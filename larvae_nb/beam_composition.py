@@ -15,9 +15,9 @@ from .keys import EVENT_KEY
 # %% auto #0
 __all__ = ['PDG_KAON_MASS', 'MASS_COMPONENTS', 'PEAK_BOUNDS', 'MIN_FIT_EVENTS', 'MIP_SPECIES', 'INJECT_FRACTIONS', 'MIN_SLOPE',
            'MIN_DENSITY_TRACKS', 'PICKY_COLUMN', 'MATCH_COLUMN', 'MASS_COLUMN', 'SUBSETS', 'mass_components',
-           'mass_nll', 'mass_histogram', 'fit_mass_peak', 'synthetic_masses', 'true_composition', 'species_gmm',
-           'weight_em', 'latent_contamination', 'subset_tracks', 'picky_fractions', 'run_mass_fit', 'split_latents',
-           'run_contamination', 'run_picky']
+           'mass_nll', 'mass_histogram', 'fit_mass_peak', 'synthetic_masses', 'event_species', 'true_composition',
+           'species_gmm', 'weight_em', 'latent_contamination', 'subset_tracks', 'picky_fractions', 'run_mass_fit',
+           'split_latents', 'run_contamination', 'run_picky']
 
 # %% ../nbs/14e_beam_composition.ipynb #c245f13c
 PDG_KAON_MASS = 493.677  # [MeV/c2]
@@ -97,12 +97,17 @@ def synthetic_masses(n_mip:int, n_proton:int, n_kaon:int, lo:float=350., hi:floa
 # %% ../nbs/14e_beam_composition.ipynb #8f0fe882
 MIP_SPECIES = ('pion', 'muon')  # what the seed calls MIPs
 
+def event_species(truth:pd.DataFrame)->pd.DataFrame:
+    "Event key and the beam particle's species, from event truth or from per-track truth (its `event_species`)."
+    col = 'event_species' if 'event_species' in truth else 'species'
+    return truth[list(EVENT_KEY) + [col]].drop_duplicates(list(EVENT_KEY)).rename(columns={col: 'species'})
+
 def true_composition(keys:pd.DataFrame, # the sample's events or tracks (event key columns)
                      truth:pd.DataFrame, # the simulation's truth (event key, species)
                     )->dict:
     "Fraction of each true species, and of MIPs (pions + muons), among the sample's distinct events found in `truth`."
     ev = keys[list(EVENT_KEY)].drop_duplicates()
-    t = ev.merge(truth[list(EVENT_KEY) + ['species']].drop_duplicates(list(EVENT_KEY)), on=list(EVENT_KEY))
+    t = ev.merge(event_species(truth), on=list(EVENT_KEY))
     if not len(t): raise LarvaeError(f"none of the {len(ev)} events is in the truth table; pass the truth.parquet of this simulation")
     f = t['species'].value_counts(normalize=True)
     out = {str(k): float(v) for k, v in f.items()}

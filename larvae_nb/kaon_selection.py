@@ -12,6 +12,7 @@ from . import physics as phys
 from .beam import UPSTREAM_LAR_CM
 from .base import LarvaeError
 from .keys import EVENT_KEY
+from .beam_composition import event_species
 
 # %% auto #0
 __all__ = ['MIN_CLASS_TRACKS', 'RANGE_COLUMN', 'MOMENTUM_COLUMN', 'kaon_csda_range', 'csda_kaons', 'fit_gaussians', 'mvn_loglik',
@@ -49,7 +50,7 @@ RANGE_COLUMN, MOMENTUM_COLUMN = 'cal_range', 'beamline_momentum_mevc'  # as join
 
 def _truth_of(j:pd.DataFrame, truth:pd.DataFrame)->np.ndarray:
     "(n,) true species of each track by its event's beam particle (None when absent)."
-    t = j[list(EVENT_KEY)].merge(truth[list(EVENT_KEY) + ['species']].drop_duplicates(list(EVENT_KEY)), on=list(EVENT_KEY), how='left')
+    t = j[list(EVENT_KEY)].merge(event_species(truth), on=list(EVENT_KEY), how='left')
     return t['species'].where(t['species'].notna(), None).values
 
 def _mvn_truth(s:np.ndarray, assigned:np.ndarray, score:np.ndarray)->dict:

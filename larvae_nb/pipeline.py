@@ -123,9 +123,9 @@ def _analyse(ctx:Context):
     from larvae_nb.dataset import read_manifest
     from larvae_nb.analysis import analyse, summary
     from larvae_nb.features import feature_categories
-    truth = read_manifest(ctx.data_dir).truth
+    man = read_manifest(ctx.data_dir)
     m = analyse(run_dir(ctx), ctx.o.features, ctx.cfg.analysis.analyses, ctx.cfg.analysis,
-                truth_path=truth, categories=feature_categories(ctx.cfg.features.categories), scores_path=ctx.o.tracks)
+                truth_path=man.truth, truth_tracks_path=man.truth_tracks, stage1=ctx.cfg, categories=feature_categories(ctx.cfg.features.categories), scores_path=ctx.o.tracks)
     logger.info(summary(m))
     logger.info(f"metrics and figures in {run_dir(ctx)}")
 
