@@ -158,10 +158,11 @@ def _interval(v, ci)->str: return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci el
 def results_markdown(s:dict)->str:
     "The README's results section body from a `results_summary` extract (Markdown)."
     rows = sorted(s['table'].items(), key=lambda kv: -kv[1]['auc'])
-    seeds = lambda v: v['seeds'] if isinstance(v.get('seeds'), str) else f"{len(v['seeds'])} seeds"
-    lines = [f"**{s['classes']}**, {s['labels']['n_per_class']} tracks by true class ({s['labels']['rule']}); "
+    seeds = lambda v: str(len(v['seeds'])) if isinstance(v.get('seeds'), list) else '1'
+    n = s['labels']['n_per_class']; n = ', '.join(f"{v} {k}" for k, v in sorted(n.items(), key=lambda kv: -kv[1])) if isinstance(n, dict) else n
+    lines = [f"**{s['classes']}**; analysed tracks by true class: {n} ({s['labels']['rule']}). "
              "AUC and kaon efficiency at 90 % purity with 95 % intervals (stratified bootstrap over events):", '',
-             '| method | AUC [95 % CI] | kaon efficiency at 90 % purity [95 % CI] | trained |', '|---|---|---|---|']
+             '| method | AUC [95 % CI] | kaon efficiency at 90 % purity [95 % CI] | seeds |', '|---|---|---|---|']
     lines += [f"| {m} | {_interval(v['auc'], v.get('auc_ci'))} | {_interval(v['efficiency'], v.get('efficiency_ci'))} | {seeds(v)} |"
               for m, v in rows]
     run = s['run']; m = run['model']

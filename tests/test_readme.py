@@ -46,3 +46,16 @@ def test_every_readme_command_runs_as_printed(tmp_path):
     assert (tmp_path/'sweeps'/'out'/'tiny'/'summary.csv').is_file()
     runs = [p for p in (tmp_path/'larvae-out'/'runs').iterdir() if p.is_dir() and '-z32-b5-' in p.name and '-gelu-' in p.name]
     assert runs and (runs[0]/'model.pt').is_file(), list((tmp_path/'larvae-out'/'runs').iterdir())
+
+
+def test_the_readme_numbers_are_the_committed_runs():
+    # every number of the README's results section comes from results/default-run.json (tools/results.py took it from
+    # a run's metrics.json); a hand edit of either side, or a README not regenerated, fails here
+    import json
+    from larvae_nb.report import results_markdown
+    root = Path(__file__).resolve().parents[1]
+    extract = json.loads((root/'results'/'default-run.json').read_text())
+    readme = (root/'README.md').read_text()
+    assert results_markdown(extract) in readme
+    for method, row in extract['table'].items():
+        assert f"| {method} | {row['auc']:.3f} [" in readme, method
