@@ -12,9 +12,9 @@ import yaml
 from .config import LarvaeError, did_you_mean
 
 # %% auto #0
-__all__ = ['URL_SCHEMES', 'XRD_TIMEOUT', 'GLOB_CHARS', 'CLUSTER_KEYS', 'Cluster', 'is_url', 'url_stat', 'expand_files',
-           'open_url', 'raw_source', 'file_stat', 'iter_planes', 'read_cluster_file', 'slurm_cluster', 'ssh_cluster',
-           'local_cluster', 'make_cluster', 'dask_client', 'dask_imap']
+__all__ = ['URL_SCHEMES', 'XRD_TIMEOUT', 'GLOB_CHARS', 'CLUSTER_KEYS', 'WORKER_CONFIG', 'Cluster', 'is_url', 'url_stat',
+           'expand_files', 'open_url', 'raw_source', 'file_stat', 'iter_planes', 'read_cluster_file', 'slurm_cluster',
+           'ssh_cluster', 'local_cluster', 'make_cluster', 'dask_client', 'dask_imap']
 
 # %% ../nbs/08a_scaleout.ipynb #9e85b9c2
 URL_SCHEMES = ('root://', 'xroot://') # the XRootD URLs a manifest may name
@@ -143,6 +143,9 @@ CLUSTER_KEYS = {
     'slurm': ('partition', 'account', 'walltime', 'lifetime', 'jobs', 'min_jobs', 'cores', 'memory', 'gpus', 'python', 'prologue',
               'interface', 'log_directory', 'local_directory', 'job_extra', 'scheduler_options', 'startup_timeout', 'dataset'),
 } # what each kind of cluster file may say; `dataset:` holds stage-1 overrides of the others
+WORKER_CONFIG = {'sweep': {}, 'dataset': { # stage 1 allocates and frees large wire planes chunk after chunk:
+    'distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_': None, # keep glibc's adaptive mmap threshold (Dask's trim setting turns it off: every plane is a fresh mmap)
+    'distributed.worker.profile.enabled': False}} # no 10-ms stack sampling of the busy worker thread
 
 def _check_keys(d:dict, kind:str, path, block:str=''):
     for k in d:
@@ -179,7 +182,18 @@ def _lifetime(d:dict, where)->tuple[int, int]:
     if life >= wall: raise LarvaeError(f"{where}: lifetime {d['lifetime']} must be shorter than the walltime {d['walltime']}, so workers retire before SLURM kills them")
     return life, int(min(0.05 * wall, (wall - life) / 2))
 
-# %% ../nbs/08a_scaleout.ipynb #9ef2f2a3
+# %% ../nbs/08a_scaleout.ipynb #8bbd0b07
+def _inherit(flat:dict)->str:
+    "Dotted Dask settings as the DASK_INTERNAL_INHERIT_CONFIG value a job's workers read at start (how dask hands config to remote workers)."
+    import dask
+    nested = {}
+    for k, v in flat.items():
+        *path, last = k.split('.')
+        node = nested
+        for p in path: node = node.setdefault(p, {})
+        node[last] = v
+    return dask.config.serialize(nested)
+
 def slurm_cluster(d:dict, # a slurm cluster file's options (`read_cluster_file`)
                   purpose:str='sweep', # 'sweep': one point per job, `gpus` GPUs; 'dataset': one worker per core, no GPU
                  ):
@@ -195,7 +209,8 @@ def slurm_cluster(d:dict, # a slurm cluster file's options (`read_cluster_file`)
     if gpus not in (0, 1): raise LarvaeError(f"{where}: gpus: {gpus}; each sweep worker is one SLURM job on one GPU: set gpus: 1 and raise jobs")
     if not 1 <= min_jobs <= jobs: raise LarvaeError(f"{where}: min_jobs {min_jobs} must be between 1 and jobs ({jobs})")
     procs = cores if purpose == 'dataset' else 1
-    prologue = list(d.get('prologue') or []) + ([f'export OMP_NUM_THREADS={cores}'] if purpose == 'sweep' else [])
+    prologue = list(d.get('prologue') or []) + ([f'export OMP_NUM_THREADS={cores}'] if purpose == 'sweep' else
+                                                [f'export DASK_INTERNAL_INHERIT_CONFIG={_inherit(WORKER_CONFIG[purpose])}'])
     cluster = SLURMCluster(
         queue=d.get('partition'), account=d.get('account'), walltime=d['walltime'], cores=cores, processes=procs,
         memory=str(d.get('memory', '4GB')), python=d.get('python'), interface=d.get('interface'), job_script_prologue=prologue,
@@ -235,12 +250,12 @@ def local_cluster(workers:int=2, # worker processes (with GPUs: one per GPU)
     "A Dask cluster on this machine: `workers` single-threaded processes, or one per GPU with its own `CUDA_VISIBLE_DEVICES`."
     from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
     if (gpus or workers) < 1: raise LarvaeError("a local cluster needs at least one worker (--workers)")
-    if not gpus: return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None), {'gpus': 0, 'max_workers': workers}
+    if not gpus: return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address='127.0.0.1:0'), {'gpus': 0, 'max_workers': workers}
     given = os.environ.get('CUDA_VISIBLE_DEVICES')
     devices = [x for x in given.split(',') if x.strip()] if given is not None else [str(i) for i in range(gpus)]
     if len(devices) < gpus: raise LarvaeError(f"--gpus {gpus}, but CUDA_VISIBLE_DEVICES={given!r} shows {len(devices)}; ask for at most {len(devices)}")
     spec = {f'gpu-{x}': {'cls': Nanny, 'options': {'nthreads': 1, 'resources': {'GPU': 1}, 'env': {'CUDA_VISIBLE_DEVICES': x}}} for x in devices[:gpus]}
-    return SpecCluster(spec, {'cls': Scheduler, 'options': {'dashboard_address': None}}, name='LocalGPUCluster'), {'gpus': 1, 'max_workers': gpus}
+    return SpecCluster(spec, {'cls': Scheduler, 'options': {'dashboard_address': '127.0.0.1:0'}}, name='LocalGPUCluster'), {'gpus': 1, 'max_workers': gpus}
 
 # %% ../nbs/08a_scaleout.ipynb #6ea83776
 Cluster = str # 'local', 'ssh' or 'slurm'
@@ -251,11 +266,13 @@ def make_cluster(kind:Cluster='local', # where the workers run
                  purpose:str='sweep', # 'sweep' or 'dataset' (stage 1)
                 ):
     "A Dask cluster and what it holds ({'gpus': GPUs per worker, 'max_workers': ..., 'startup_timeout': s})."
+    import dask
     kinds = ('local', 'ssh', 'slurm')
     if kind not in kinds: raise LarvaeError(f"--cluster {kind!r} is not one of {', '.join(kinds)}; {did_you_mean(kind, kinds)}")
-    if kind == 'local': return local_cluster(workers, gpus)
-    d = read_cluster_file(config, kind, purpose)
-    cluster, info = (ssh_cluster if kind == 'ssh' else slurm_cluster)(d, purpose)
+    with dask.config.set(WORKER_CONFIG[purpose]):  # local Nannies take it at start, SSH workers inherit it
+        if kind == 'local': return local_cluster(workers, gpus)
+        d = read_cluster_file(config, kind, purpose)
+        cluster, info = (ssh_cluster if kind == 'ssh' else slurm_cluster)(d, purpose)
     return cluster, info | {'startup_timeout': float(d.get('startup_timeout', 600)), 'config': str(config)}
 
 # %% ../nbs/08a_scaleout.ipynb #1795e0bd
