@@ -15,7 +15,7 @@ import yaml
 
 from .config import Config, LarvaeError, did_you_mean, load_config, warn
 from .keys import EVENT_KEY
-from .scaleout import dask_client, dask_imap, expand_files, file_stat, is_url, iter_planes, raw_source, read_cluster_file
+from .scaleout import Cluster, dask_client, dask_imap, expand_files, file_stat, is_url, iter_planes, raw_source, read_cluster_file
 from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 
 # %% auto #0
@@ -495,7 +495,7 @@ def dataset_cmd(data:str, # data directory with a larvae-data.yaml manifest
                 config:str=None, # YAML file of config overrides
                 workers:int=None, # worker processes (default: dataset.workers of the config)
                 force:bool=False, # redo the work even when nothing changed
-                cluster:str=None, # run the jobs on a Dask cluster: local | ssh | slurm (default: this machine's process pool)
+                cluster:Cluster=None, # run the jobs on a Dask cluster: local | ssh | slurm (default: this machine's process pool)
                 cluster_config:str=None, # ssh/slurm: cluster file (see sweeps/clusters/; its dataset: block applies)
                ):
     "Build the track dataset (stage 1) from raw ROOT files."

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib, glob, os, re
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -257,8 +258,8 @@ def local_cluster(workers:int=2, # worker processes (with GPUs: one per GPU)
     spec = {f'gpu-{x}': {'cls': Nanny, 'options': {'nthreads': 1, 'resources': {'GPU': 1}, 'env': {'CUDA_VISIBLE_DEVICES': x}}} for x in devices[:gpus]}
     return SpecCluster(spec, {'cls': Scheduler, 'options': {'dashboard_address': '127.0.0.1:0'}}, name='LocalGPUCluster'), {'gpus': 1, 'max_workers': gpus}
 
-# %% ../nbs/08a_scaleout.ipynb #6ea83776
-Cluster = str # 'local', 'ssh' or 'slurm'
+# %% ../nbs/08a_scaleout.ipynb #d62dc633
+Cluster = Literal['local', 'ssh', 'slurm'] # where the workers run
 
 def make_cluster(kind:Cluster='local', # where the workers run
                  workers:int=2, gpus:int=0, # local: worker processes, GPUs on this machine

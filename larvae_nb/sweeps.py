@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib, hashlib, itertools, json, os, re, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import yaml
@@ -17,10 +16,10 @@ from .config import ConfigError, LarvaeError, load_config
 from .run import (DONE_FILE, EXPERIMENT_FILE, PIPELINE_FILE, Output, RunDir, SweepDir, atomic_path, atomic_write, claim_dir,
                            output_dir, sweep_debris)
 from .plotting import plot_style
-from .scaleout import dask_client, make_cluster  # noqa: F401 (make_cluster: the clusters live in scaleout)
+from .scaleout import Cluster, dask_client, make_cluster  # noqa: F401 (make_cluster: the clusters live in scaleout)
 
 # %% auto #0
-__all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'Cluster', 'PR_SET_CHILD_SUBREAPER', 'Point', 'check_name', 'Grid', 'load_grid',
+__all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'PR_SET_CHILD_SUBREAPER', 'Point', 'check_name', 'Grid', 'load_grid',
            'point_inputs', 'run_point', 'reap_descendants', 'plan', 'check_points', 'sweep', 'point_metrics',
            'summarise', 'plot_summary', 'sweep_cmd']
 
@@ -163,10 +162,6 @@ def run_point(point_dir, # this point's directory (its run directory)
         rec.update(status='failed', error=why.strip().splitlines()[-1][:300] if why.strip() else type(e).__name__,
                    notebook=str(nb), seconds=round(time.perf_counter() - t0, 1))
     return rec
-
-# %% ../nbs/15_sweeps.ipynb #7b046d5d
-Cluster = Literal['local', 'ssh', 'slurm']
-
 
 # %% ../nbs/15_sweeps.ipynb #b91d9e39
 PR_SET_CHILD_SUBREAPER = 36 # Linux prctl option
