@@ -48,3 +48,16 @@ def test_cluster_that_cannot_be_made_is_one_line(data, tmp_path, args, says):
     r = larvae('dataset', '--data', data, '--out', tmp_path/'o', *args)
     one_line_error(r, says)
     assert not (tmp_path/'o').exists()
+
+
+def test_manifest_globs(data, tmp_path):
+    "A `files:` glob names the files it matches, sorted; one that matches none is one line naming the pattern."
+    from larvae_nb.dataset import read_manifest
+    m = (data/'larvae-data.yaml').read_text()
+    (data/'larvae-data.yaml').write_text(m.replace('- protons.root', "- 'p*ons.root'"))
+    try:
+        assert read_manifest(data).samples['proton'].files == [(data/'protons.root').resolve()]
+        (data/'larvae-data.yaml').write_text(m.replace('- protons.root', "- 'run*/p*.root'"))
+        r = larvae('dataset', '--data', data, '--out', tmp_path/'o')
+        one_line_error(r, "sample 'proton' file pattern 'run*/p*.root' matches no file")
+    finally: (data/'larvae-data.yaml').write_text(m)
