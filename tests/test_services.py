@@ -4,6 +4,7 @@ a single-node SLURM with two fake GPUs, an XRootD server and an sshd.
  - stage 1 reading its raw files through root://localhost (a URL and a URL glob) equals the local result;
    a missing file and an unreachable server are one line naming the URL;
  - stage 1 on an SSHCluster and on a SLURMCluster equals the local process pool's result;
+ - a worker that retires at its lifetime (inside the walltime) is replaced and every task finishes;
  - a sweep of 2 points whose driver is itself a batch job (sweeps/clusters/sweep.sbatch): each point runs in
    its own SLURM worker job and reports the CUDA_VISIBLE_DEVICES SLURM gave that job.
 
@@ -165,6 +166,17 @@ def test_bad_cluster_file_stops_before_writing(slurm, tiny, tmp_path):
     with pytest.raises(LarvaeError, match="unknown key 'waltime' for a slurm cluster; did you mean 'walltime'"):
         build_dataset(data, tmp_path/'out', load_config(overrides=CFG), progress=False, cluster='slurm', cluster_config=cf)
     assert not (tmp_path/'out').exists()
+
+
+def test_workers_retiring_at_lifetime_are_replaced(slurm, tmp_path):
+    "One SLURM job at a time whose worker retires after 8 s: the adaptive cluster replaces it and every task finishes."
+    from larvae_nb.scaleout import dask_client, dask_imap
+    cf = slurm_file(tmp_path/'slurm.yaml', slurm, jobs=1, walltime='00:01:00', lifetime='00:00:08')
+    task = lambda i: (time.sleep(1), i, os.environ.get('SLURM_JOB_ID'))[1:]  # noqa: E731 (a lambda travels by value: workers cannot import this module)
+    with dask_client('slurm', cf, purpose='dataset') as (client, info):
+        out = list(dask_imap(client, task, range(14), window=2))
+    assert [i for i, _ in out] == list(range(14))
+    assert len({j for _, j in out}) >= 2, out  # tasks ran in more than one job: the first retired, another took over
 
 
 def job_state(jid):
