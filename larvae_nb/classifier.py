@@ -12,7 +12,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import Config, LarvaeError, load_config, pick_device, seed_everything
+from .config import Config, load_config
+from .base import logger, warn, LarvaeError
+from .run import pick_device, seed_everything
 from .keys import EVENT_KEY
 from .images import apply_transform, fit_transform
 from .model import Classifier
@@ -155,7 +157,7 @@ def classify_cmd(run:str, # the VAE run directory (`larvae train` printed it); t
         images = json.loads(h.read_text())['images']
     with output_dir(run, 'larvae classify'):
         hist = train_classifier(images, load_config(RunDir(run).config, over), RunDir(run).classifier, progress=progress)
-    print(f"{RunDir(run).classifier}: held-out AUC {hist['held_out_auc']:.3f} against sample labels on {hist['n_held_out']} tracks "
+    logger.info(f"{RunDir(run).classifier}: held-out AUC {hist['held_out_auc']:.3f} against sample labels on {hist['n_held_out']} tracks "
           f"({len(hist['folds'])} folds, {hist['seconds']:.0f} s)")
-    if hist['chance_folds']: print(f"warning: fold(s) {hist['chance_folds']} never beat a constant prediction; try a smaller --lr")
+    if hist['chance_folds']: warn(f"fold(s) {hist['chance_folds']} never beat a constant prediction; try a smaller --lr")
     return hist

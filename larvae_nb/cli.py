@@ -11,10 +11,10 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 from fastcore.docments import docments
 
 from . import __version__
-from .config import LarvaeError, LarvaeWarning, did_you_mean
+from .base import LarvaeError, LarvaeWarning, did_you_mean, set_verbosity
 
 # %% auto #0
-__all__ = ['COMMANDS', 'SUMMARY', 'RESUME', 'POSITIONAL', 'load_command', 'build_parser', 'one_line', 'main']
+__all__ = ['COMMANDS', 'SUMMARY', 'RESUME', 'POSITIONAL', 'load_command', 'build_parser', 'light_command', 'one_line', 'main']
 
 # %% ../nbs/16_cli.ipynb #ed7645fd
 COMMANDS = {
@@ -25,9 +25,10 @@ COMMANDS = {
     'infer': ('larvae_nb.inference', 'infer_cmd'),
     'classify': ('larvae_nb.classifier', 'classify_cmd'),
     'features': ('larvae_nb.features', 'features_cmd'),
-    'analyse': ('larvae_nb.latents', 'analyse_cmd'),
+    'analyse': ('larvae_nb.analysis', 'analyse_cmd'),
     'sweep': ('larvae_nb.sweeps', 'sweep_cmd'),
     'pipeline': ('larvae_nb.pipeline', 'pipeline_cmd'),
+    'ablation': ('larvae_nb.ablation', 'ablation_cmd'),
 }
 SUMMARY = {  # one line per command for `larvae --help` (without importing the stages)
     'simulate': 'simulate LArIAT-format proton and kaon data (raw ROOT, beamline, reco, truth)',
@@ -40,6 +41,7 @@ SUMMARY = {  # one line per command for `larvae --help` (without importing the s
     'analyse': 'latent analyses and PID against truth (figures, metrics.json)',
     'sweep': 'a grid of configs as papermill notebooks on a Dask cluster',
     'pipeline': 'everything above, skipping what is unchanged, then the report',
+    'ablation': 'the seed profile, the larvae profile and each departure alone on the same events',
 }
 RESUME = {  # what to do after Ctrl-C or SIGTERM, per command: every hint must be true
     'train': 'rerun with --resume to continue from the last checkpoint',
@@ -105,12 +107,46 @@ def build_parser(name:str, func)->argparse.ArgumentParser:
                        default=None if required else par.default, **kw)
     return p
 
+# %% ../nbs/16_cli.ipynb #5263f8f6
+def light_command(name:str):
+    "The function behind `larvae name` compiled alone from its module's source (no import of the module), or None."
+    import ast, linecache, typing
+    from pathlib import Path
+    from larvae_nb import config
+    mod, attr = COMMANDS[name]
+    spec = importlib.util.find_spec(mod)
+    if spec is None or spec.origin is None: return None
+    text = Path(spec.origin).read_text(encoding='utf-8')
+    node = next((n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == attr), None)
+    if node is None or node.decorator_list: return None
+    code = 'from __future__ import annotations\n' + ast.get_source_segment(text, node) + '\n'
+    fname = f'<larvae {name} --help>'
+    linecache.cache[fname] = (len(code), None, code.splitlines(True), fname)
+    ns = {'__name__': f'larvae_nb.cli.{name}'} | {k: getattr(typing, k) for k in typing.__all__} | {'Path': Path} | vars(config)
+    for n in ast.parse(text).body:  # the module's literal constants (a default such as jobs=ANALYSIS_JOBS)
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            v = n.value
+            if isinstance(v, ast.Subscript) and isinstance(v.value, ast.Name) and v.value.id == 'Literal':  # a choice type
+                v = ast.Tuple(elts=v.slice.elts if isinstance(v.slice, ast.Tuple) else [v.slice], ctx=ast.Load())
+                try: ns[n.targets[0].id] = typing.Literal[ast.literal_eval(v)]
+                except ValueError: pass
+                continue
+            try: ns[n.targets[0].id] = ast.literal_eval(v)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError): pass
+    try:
+        exec(compile(code, fname, 'exec'), ns)
+        func = ns[attr]; get_type_hints(func)
+        return func
+    except Exception: return None  # a default or annotation needs the module itself
+
 # %% ../nbs/16_cli.ipynb #47e62323
 def _usage()->str:
     lines = [f"larvae {__version__}: proton/kaon identification in LArIAT, from raw wire data to a published analysis",
              "", "usage: larvae COMMAND [options]   (larvae COMMAND --help for its options)", "", "commands:"]
     return "\n".join(lines + [f"  {n:<9} {SUMMARY.get(n, '')}" for n in COMMANDS] +
-                     ["", "--debug (or LARVAE_DEBUG=1) shows the Python traceback of an error"])
+                     ["", "options of every command:",
+                      "  -q, --quiet   only warnings and errors: no progress messages or bars (batch jobs)",
+                      "  -v, --verbose more detail", "  --debug       the Python traceback of an error (or LARVAE_DEBUG=1)"])
 
 def one_line(e:BaseException)->str:
     "A one-line message for an error a command ran into: the file, the problem, what to do."
@@ -137,7 +173,9 @@ def main(argv=None)->int:
     "The `larvae` command: dispatch to a stage's `*_cmd` function."
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = '--debug' in argv or os.environ.get('LARVAE_DEBUG', '') not in ('', '0')
-    argv = [a for a in argv if a != '--debug']
+    quiet, verbose = any(a in ('-q', '--quiet') for a in argv), any(a in ('-v', '--verbose') for a in argv)
+    argv = [a for a in argv if a not in ('--debug', '-q', '--quiet', '-v', '--verbose')]
+    set_verbosity(-1 if quiet else 1 if verbose else 0)
     if not argv or argv[0] in ('-h', '--help'):
         print(_usage()); return 0
     if argv[0] == '--version':
@@ -147,7 +185,8 @@ def main(argv=None)->int:
     old = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     warnings.showwarning = _show_warning
     try:
-        func = load_command(name)
+        wants_help = any(a in ('-h', '--help') for a in argv[1:])
+        func = (light_command(name) if wants_help and name in COMMANDS else None) or load_command(name)
         args = vars(build_parser(name, func).parse_args(argv[1:]))
         func(**args)
     except KeyboardInterrupt:

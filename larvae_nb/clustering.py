@@ -12,7 +12,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from .config import LarvaeError, ConfigError, check_choice, ClusterConfig, ClusterAlgorithm
+from .config import ClusterConfig, ClusterAlgorithm
+from .base import LarvaeError, ConfigError, check_choice
 from .keys import EVENT_KEY
 
 # %% auto #0

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError, CutConfig, check_choice, warn
+from .config import CutConfig
+from .base import LarvaeError, check_choice, warn
 from .keys import EVENT_KEY
 from .run import atomic_path
 from .clustering import PLANES, clusters_frame

@@ -4,8 +4,7 @@
 
 # %% ../nbs/08_dataset.ipynb #006c090e
 from __future__ import annotations
-import contextlib, hashlib, json, os, time, warnings
-from concurrent.futures import ProcessPoolExecutor
+import contextlib, hashlib, json, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,15 +12,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .config import Config, LarvaeError, did_you_mean, load_config, warn
+from .config import Config, load_config
+from .base import LarvaeError, did_you_mean, warn
 from .keys import EVENT_KEY
-from .scaleout import Cluster, dask_client, dask_imap, expand_files, file_stat, is_url, iter_planes, raw_source, read_cluster_file
+from .scaleout import Cluster, dask_client, dask_imap, expand_files, imap_bounded, file_stat, is_url, iter_planes, raw_source, read_cluster_file
 from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 
 # %% auto #0
-__all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'BEAM_EXTRAS', 'TRACKS_SCHEMA', 'SCHEMA_KEY', 'CAL_PREFIX',
-           'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job', 'count_by_label',
-           'process_entries', 'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes', 'read_reco',
+__all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'BEAM_EXTRAS', 'BEAM_FLAGS', 'TRACKS_SCHEMA', 'SCHEMA_KEY',
+           'CAL_PREFIX', 'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job',
+           'count_by_label', 'process_entries', 'make_jobs', 'read_lifetime', 'track_lifetimes', 'read_reco',
            'pid_tables', 'cluster_pid', 'merge_and_score', 'job_map', 'build_dataset', 'load_tracks', 'dataset_cmd',
            'cutflow_by', 'stops_in_argon', 'pid_vs_truth']
 
@@ -45,9 +45,10 @@ class Manifest:
     bethe_bloch:dict[str, Path] = field(default_factory=dict)
     truth:Path|None = None
     lifetime:Path|None = None # electron lifetime per run (or subrun, or event): run[, subrun[, event]], lifetime_us
+    truth_tracks:Path|None = None # simulated data only: the true particle of each matched track (02d_simtruth)
 
 # %% ../nbs/08_dataset.ipynb #bba5caf1
-ENTRIES = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth', 'lifetime') # the manifest's top-level entries
+ENTRIES = ('samples', 'beamline', 'reco', 'bethe_bloch', 'truth', 'lifetime', 'truth_tracks') # the manifest's top-level entries
 SAMPLE_ENTRIES = ('files', 'tree') # the entries of one sample
 
 def _existing(root:Path, rel, what:str, mpath:Path)->Path:
@@ -103,7 +104,7 @@ def read_manifest(data_dir)->Manifest:
     bb = d.get('bethe_bloch') or {}
     if not isinstance(bb, dict): raise LarvaeError(f"{mpath}: bethe_bloch must map species to table files, e.g. {{proton: bb/proton.txt}}; got {bb!r}")
     bb = {sp: _existing(data_dir, f, f"bethe_bloch table {sp!r}", mpath) for sp, f in bb.items()}
-    return Manifest(data_dir.resolve(), samples, opt('beamline'), opt('reco'), bb, opt('truth'), opt('lifetime'))
+    return Manifest(data_dir.resolve(), samples, opt('beamline'), opt('reco'), bb, opt('truth'), opt('lifetime'), opt('truth_tracks'))
 
 # %% ../nbs/08_dataset.ipynb #0a63ef66
 def _cell(v)->str:
@@ -147,6 +148,8 @@ def _read_keyed_csv(path:Path, required:tuple, what:str, key:tuple=EVENT_KEY)->p
 BEAM_VALUES = ('p', 'm', 'beamline_mass') # LArIAT's picky+match.csv: picky flag (0/1), match flag (0/1), measured mass [MeV/c2]
 BEAM_EXTRAS = ('beamline_momentum_mevc', 'tof_ns') # optional: measured WC momentum [MeV/c], time of flight [ns] (larvae's simulation writes them)
 
+BEAM_FLAGS = {'p': 'p is the picky flag of the WC track, not its momentum', 'm': 'm is the WC-to-TPC match flag, not a mass'}
+
 def read_beamline(path)->pd.DataFrame:
     "The beamline CSV: run, subrun, event, p (picky flag), m (match flag), beamline_mass [MeV/c2] (+ optional extras); rows without finite values are dropped with a warning."
     path = Path(path)
@@ -158,6 +161,11 @@ def read_beamline(path)->pd.DataFrame:
         if bad.all(): raise LarvaeError(f"{path}: no row of the beamline CSV has finite numbers in p, m and beamline_mass (e.g. {row}); fix the file")
         warn(f"{path}: dropped {int(bad.sum())} of {len(df)} beamline row(s) whose p, m or beamline_mass is empty, infinite or not a number "
              f"(e.g. data row {i + 1}: {row}); their tracks get no beamline values")
+    for c, what in BEAM_FLAGS.items():
+        off = ~bad & ~vals[c].isin((0., 1.))
+        if off.any():
+            i = int(np.flatnonzero(off)[0])
+            raise LarvaeError(f"{path}: column '{c}' must be a 0/1 flag ({what}), but data row {i + 1} has {c}={_cell(df[c].iloc[i])}; fix the file")
     extra = df[[c for c in BEAM_EXTRAS if c in df.columns]].apply(pd.to_numeric, errors='coerce').astype(float)
     return pd.concat([df.loc[~bad, list(EVENT_KEY)], vals[~bad], extra[~bad]], axis=1).reset_index(drop=True)
 
@@ -181,7 +189,7 @@ def _image_array(images:list)->pa.Array:
     flat = np.concatenate([a.ravel() for a in images]).astype(np.float32) if images else np.zeros(0, np.float32)
     return pa.ListArray.from_arrays(pa.array(outer), pa.ListArray.from_arrays(pa.array(inner), pa.array(flat)))
 
-TRACKS_SCHEMA = 1 # version of tracks.parquet's columns and their meaning; bump it when they change
+TRACKS_SCHEMA = 2 # version of tracks.parquet's columns and their meaning; bump it when they change (2: p, m are the picky and match flags, beamline_mass the measured mass)
 SCHEMA_KEY = b'larvae_tracks_schema' # the Parquet metadata key that records it
 
 def tracks_to_arrow(df:pd.DataFrame)->pa.Table:
@@ -255,45 +263,9 @@ def make_jobs(manifest:Manifest, chunk_events:int)->list[Job]:
             jobs += [Job(s.name, str(f), s.tree, a, min(a + step, n)) for a in range(0, n, step)]
     return jobs
 
-def _watch_parent(interval:float=0.5, # seconds between checks
-                 ):
-    "Worker initializer: exit at once when the parent process is gone, and leave Ctrl-C and SIGTERM to the parent."
-    import signal, threading
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's KeyboardInterrupt handler: terminate() ends a worker quietly
-    parent = os.getppid()
-    def watch():
-        while os.getppid() == parent: time.sleep(interval)
-        os._exit(1)  # orphaned (parent killed, e.g. by the OOM killer): stop holding memory and the output lock
-    threading.Thread(target=watch, daemon=True, name='larvae-watch-parent').start()
-
-def _stop_pool(ex:ProcessPoolExecutor):
-    "Cancel the queued jobs and end the workers now, without waiting for the jobs they are running."
-    procs, manager = list((ex._processes or {}).values()), ex._executor_manager_thread
-    ex.shutdown(wait=False, cancel_futures=True)
-    for p in procs: p.terminate()
-    for p in procs:
-        p.join(2)
-        if p.is_alive(): p.kill(); p.join(2)  # reaped before we return: no worker outlives the pool
-    if manager is not None: manager.join(5)  # the executor's own thread joins whatever it still holds
-
-def imap_bounded(func, items:list, workers:int):
-    "`map(func, items)` on `workers` processes, in order, with at most 2 × workers items in flight."
-    if workers <= 1:
-        yield from map(func, items); return
-    from collections import deque
-    ex, pending = ProcessPoolExecutor(workers, initializer=_watch_parent), deque()
-    try:
-        for x in items:
-            pending.append(ex.submit(func, x))
-            if len(pending) >= 2*workers: yield pending.popleft().result()
-        while pending: yield pending.popleft().result()
-    except BaseException:  # a job's error, KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI), or the consumer stopped early
-        _stop_pool(ex); raise
-    ex.shutdown()
 
 # %% ../nbs/08_dataset.ipynb #e632e415
-from . import chi2 as _chi2
+from . import calorimetry as _calorimetry, chi2 as _chi2
 
 def read_lifetime(path)->pd.DataFrame:
     "The electron-lifetime table: `run` and `lifetime_us` [us], optionally `subrun` and `event` for finer keys."
@@ -351,7 +323,7 @@ def cluster_pid(tracks:pd.DataFrame, # matched tracks with a `col_image` column 
     life = track_lifetimes(tracks, lifetime, cfg.chi2.lifetime_us)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
-        rr, dedx = _chi2.batch_calorimetry(list(tracks['col_image']), tick_min=tracks['col_tick_min'].to_numpy(),
+        rr, dedx = _calorimetry.batch_calorimetry(list(tracks['col_image']), tick_min=tracks['col_tick_min'].to_numpy(),
                                            lifetime_us=life, calib=cfg.chi2.calib)
         rr, dedx = [np.asarray(a) for a in rr.to_list()], [np.asarray(a) for a in dedx.to_list()]
         scores = _chi2.score_tracks(rr, dedx, tables, cfg.chi2).add_prefix(CAL_PREFIX)
@@ -537,7 +509,7 @@ def pid_vs_truth(tracks:pd.DataFrame, # tracks.parquet rows
     j = j.assign(cls=np.where(stops_in_argon(j), 'stopping', 'not stopping'), is_kaon=j['species'] == 'kaon')
     rows = []
     for pre, src in (('', 'reco hits'), (CAL_PREFIX, 'own cluster')):
-        methods = {'seed χ²': j[f'{pre}chi2_proton'] - j[f'{pre}chi2_kaon'], 'LArSoft χ²': j[f'{pre}chi2ls_proton'] - j[f'{pre}chi2ls_kaon'],
+        methods = {'Pearson χ²': j[f'{pre}chi2_proton'] - j[f'{pre}chi2_kaon'], 'LArSoft χ²': j[f'{pre}chi2ls_proton'] - j[f'{pre}chi2ls_kaon'],
                    'PIDA': pida_cut - j[f'{pre}pida']}
         for m, score in methods.items():
             for c in ('stopping', 'not stopping'):

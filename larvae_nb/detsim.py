@@ -7,34 +7,28 @@ from __future__ import annotations
 import functools, math, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from . import physics as phys
-from .config import LarvaeError, SimConfig, load_config
+from .config import Config, SimConfig, load_config
+from .base import LarvaeError
 from .keys import EVENT_KEY
-from .run import MARKER, atomic_path, output_dir
+from .run import CUTFLOW_FILE, MARKER, atomic_path, output_dir
+if TYPE_CHECKING: from larvae_nb.reco import RecoTrack  # a room above this one (02c_reco)
 
 # %% auto #0
 __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TRIGGER_TICKS', 'PLANE_DELAY_US', 'PEDESTAL',
-           'ADC_MAX', 'WC_P_EDGES', 'WC_P_WEIGHTS', 'KAON_P_MEVC', 'UPSTREAM_LAR_CM', 'MIN_ENTRY_RANGE_CM',
-           'BEAM_CENTRE', 'BEAM_HALF_WIDTH', 'BEAM_HALF_ANGLE_DEG', 'BEAM_COMPOSITION', 'PICKY_FRACTION',
-           'P_RESOLUTION', 'TOF_RESOLUTION_NS', 'TOF_EARLY_TAIL', 'MASS_WINDOWS', 'SAMPLE_NEEDS_PICKY', 'T_TABLE',
-           'KAPPA_GAUSS', 'RANGE_STRAGGLING', 'MCS_REF_CM', 'CTAU_CM', 'INTERACTION_LENGTH_CM', 'INTERACTION_T_MIN',
-           'MAX_PATH_CM', 'K_DECAY_MODES', 'MUON_TAU_US', 'MICHEL_EMAX', 'PHOTON_CONVERSION_CM', 'STUB_T_MEAN',
-           'STUB_MULTIPLICITY', 'KAON_QUASIELASTIC', 'EM_CRITICAL_MEV', 'EM_STEP_CM', 'EM_DEDX', 'EM_BRANCH_MEV',
-           'MAX_GENERATIONS', 'MIN_TRANSPORT_T', 'LIFETIME_QUANTILES', 'SHAPING_US', 'SHAPER_ORDER', 'FIELD_US', 'GAIN',
-           'RESPONSE_TICKS', 'COHERENT_GROUP', 'NOISE_BANK_SIZE', 'HIT_THRESHOLD_ADC', 'HIT_MIN_TICKS', 'HIT_PAD_TICKS',
-           'ENTRY_WIRES', 'TRACK_GAP_WIRES', 'TRACK_TOL_TICKS', 'MIN_TRACK_HITS', 'HIT_CALIBRATION', 'BEAM_X_RANGE_CM',
-           'MATCH_Z_CM', 'SAMPLE_CODE', 'EVENTS_PER_SUBRUN', 'MANIFEST_NAME', 'SAMPLE_FILES', 'RAW_TREE',
-           'BEAMLINE_COLUMNS', 'CALIBRATION_TARGETS', 'wire_coordinate', 'wire_of', 'tick_of', 'wc_momentum',
-           'draw_beam', 'beamline_candidates', 'in_window', 'select_beam', 'step_losses', 'Track', 'inside',
-           'transport', 'decay_at_rest', 'Particle', 'end_products', 'em_deposits', 'simulate_particles',
-           'draw_lifetime', 'drifted_charge', 'response', 'charge_to_planes', 'noise_bank', 'digitise', 'find_hits',
-           'build_track', 'calorimetry', 'RecoTrack', 'reconstruct', 'SimEvent', 'event_key', 'event_rng',
-           'dead_channels', 'simulate_event', 'simulate', 'simulate_cmd', 'calibration_figures']
+           'ADC_MAX', 'LIFETIME_QUANTILES', 'SHAPING_US', 'SHAPER_ORDER', 'FIELD_US', 'GAIN', 'RESPONSE_TICKS',
+           'COHERENT_GROUP', 'NOISE_BANK_SIZE', 'SAMPLE_CODE', 'EVENTS_PER_SUBRUN', 'MANIFEST_NAME', 'SAMPLE_FILES',
+           'RAW_TREE', 'SAMPLE_TREES', 'BEAMLINE_COLUMNS', 'CALIBRATION_TARGETS', 'CALIBRATION_REAL', 'KNOWN_MISSES',
+           'wire_coordinate', 'wire_of', 'tick_of', 'draw_lifetime', 'drifted_charge', 'response', 'charge_to_planes',
+           'noise_bank', 'digitise', 'SimEvent', 'event_key', 'event_rng', 'dead_channels', 'simulate_event',
+           'simulate', 'simulate_cmd', 'calibration_figures', 'mode_fwhm', 'raw_clusters', 'sample_yields',
+           'calibration_table']
 
 # %% ../nbs/02_detsim.ipynb #aebed8c7
 ACTIVE_LO = np.array([0., -20., 0.]) # lower corner of the active volume (x drift, y, z beam) [cm] (LArIAT LS-gdml; References)
@@ -68,429 +62,6 @@ def tick_of(plane:str, # 'induction' or 'collection'
     "Fractional tick at which charge deposited at drift distance `x` reaches `plane`."
     t = np.asarray(x) / phys.DRIFT_VELOCITY + PLANE_DELAY_US[plane] + t_us
     return (PRE_TRIGGER_TICKS + t / phys.TICK_US) * (ticks / phys.N_TICKS)
-
-# %% ../nbs/02_detsim.ipynb #259bf5b0
-WC_P_EDGES = np.arange(300., 1001., 100.) # WC momentum bins [MeV/c] (LArIAT LS-match; References)
-WC_P_WEIGHTS = np.array([0.54, 0.84, 0.97, 1.0, 0.62, 0.23, 0.09]) # relative weights per bin (LArIAT LS-match; References)
-KAON_P_MEVC = (600., 400.) # K+ beam-like momentum P0, sigma [MeV/c] (LArIAT LS-gen; References)
-UPSTREAM_LAR_CM = 6.0 # range lost between WC4 and the TPC face, LAr-equivalent [cm] (choice within the 8.6-36 MeV of LArIAT's macros, LS-match)
-MIN_ENTRY_RANGE_CM = 1.0 # a particle must carry at least this range into the TPC to trigger [cm]
-BEAM_CENTRE = (22.5, 0.) # beam spot centre (x, y) on the TPC face [cm] (LArIAT LS-gen; References)
-BEAM_HALF_WIDTH = 5.0 # uniform half-width of the beam spot in x and y [cm] (LArIAT LS-gen; References)
-BEAM_HALF_ANGLE_DEG = (5.0, 3.3) # uniform half-widths of the xz and yz angles [deg] (LArIAT LS-gen; References)
-
-def wc_momentum(rng:np.random.Generator, species:str, n:int)->np.ndarray:
-    "`n` true momenta at the wire chambers [MeV/c] from the species' spectrum."
-    if species == 'kaon':
-        p = rng.normal(*KAON_P_MEVC, 8 * n + 16)
-        return p[(p > WC_P_EDGES[0]) & (p < WC_P_EDGES[-1])][:n]
-    i = np.searchsorted(np.cumsum(WC_P_WEIGHTS) / WC_P_WEIGHTS.sum(), rng.random(n))
-    return WC_P_EDGES[i] + 100. * rng.random(n)
-
-def draw_beam(rng:np.random.Generator, # the event's generator
-              species:str, # the particle's true species
-              p_wc:float, # its true momentum at the wire chambers [MeV/c]
-             )->dict:
-    "The beam particle at the TPC face: entry kinetic energy, position and direction."
-    R = max(float(phys.csda_range(species, phys.momentum_to_ke(species, p_wc))) - UPSTREAM_LAR_CM, MIN_ENTRY_RANGE_CM)
-    T = float(phys.ke_from_range(species, R))
-    x0 = BEAM_CENTRE[0] + BEAM_HALF_WIDTH * (2 * rng.random() - 1)
-    y0 = BEAM_CENTRE[1] + BEAM_HALF_WIDTH * (2 * rng.random() - 1)
-    txz, tyz = (math.radians(a) * (2 * rng.random() - 1) for a in BEAM_HALF_ANGLE_DEG)
-    d = np.array([math.tan(txz), math.tan(tyz), 1.]); d /= np.linalg.norm(d)
-    return dict(species=species, p_wc=float(p_wc), T=T, p=float(phys.ke_to_momentum(species, T)),
-                pos=np.array([x0, y0, 1e-4]), dir=d, theta_xz=math.degrees(txz), theta_yz=math.degrees(tyz))
-
-# %% ../nbs/02_detsim.ipynb #589c85d5
-BEAM_COMPOSITION = {'pion': 0.60, 'muon': 0.06, 'proton': 0.32, 'kaon': 0.02} # beam particles reaching the TPC (choice, tuned)
-PICKY_FRACTION = 0.2 # fraction of WC tracks that are picky (choice, tuned)
-P_RESOLUTION = {True: 0.02, False: 0.15} # relative WC momentum resolution, picky / not (tuned; LArIAT's is unpublished)
-TOF_RESOLUTION_NS = 0.8 # time-of-flight resolution [ns] (tuned; unpublished)
-TOF_EARLY_TAIL = (0.08, 3.0) # fraction of early TOF hits, mean earliness [ns] (tuned)
-MASS_WINDOWS = {'proton': (600., 1600.), 'kaon': (350., 650.)} # beamline-mass windows [MeV/c2] (seed study; References)
-SAMPLE_NEEDS_PICKY = {'proton': True, 'kaon': False}
-
-def beamline_candidates(rng:np.random.Generator, n:int, species:str|None=None)->pd.DataFrame:
-    "`n` measured beam particles (true species and WC momentum; picky, measured momentum, TOF, mass)."
-    names = np.array(list(BEAM_COMPOSITION)); f = np.array(list(BEAM_COMPOSITION.values()))
-    sp = np.full(n, species) if species else names[np.searchsorted(np.cumsum(f) / f.sum(), rng.random(n))]
-    p, tof = np.zeros(n), np.zeros(n)
-    for s in set(sp):
-        k = sp == s; p[k] = wc_momentum(rng, s, int(k.sum())); tof[k] = phys.tof_ns(s, p[k])
-    picky = rng.random(n) < PICKY_FRACTION
-    pm = np.maximum(p * (1 + np.where(picky, P_RESOLUTION[True], P_RESOLUTION[False]) * rng.standard_normal(n)), 50.)
-    tof = tof + TOF_RESOLUTION_NS * rng.standard_normal(n) - (rng.random(n) < TOF_EARLY_TAIL[0]) * rng.exponential(TOF_EARLY_TAIL[1], n)
-    tof = np.maximum(tof, 1.)
-    return pd.DataFrame(dict(species=sp, p_wc=p, picky=picky, beamline_momentum_mevc=pm, tof_ns=tof,
-                             beamline_mass=phys.beamline_mass(pm, tof)))
-
-# %% ../nbs/02_detsim.ipynb #8bacb1e1
-def in_window(sample:str, c:pd.DataFrame)->np.ndarray:
-    "Which candidates the `sample`'s selection keeps: measured mass in its window (and picky, for protons)."
-    lo, hi = MASS_WINDOWS[sample]
-    ok = (c['beamline_mass'] > lo) & (c['beamline_mass'] < hi)
-    return (ok & c['picky'] if SAMPLE_NEEDS_PICKY[sample] else ok).to_numpy()
-
-def select_beam(rng:np.random.Generator, # the event's generator
-                sample:str, # 'proton' or 'kaon'
-                species:str|None=None, # force the true species (calibration); None: the beam composition
-               )->dict:
-    "The first beam particle the sample's selection keeps (and that reaches the TPC): its truth and measurement."
-    for _ in range(100):
-        c = beamline_candidates(rng, 256, species)
-        for j in np.flatnonzero(in_window(sample, c)):
-            s, q = c['species'].iloc[j], c['p_wc'].iloc[j]
-            if float(phys.csda_range(s, phys.momentum_to_ke(s, q))) - UPSTREAM_LAR_CM >= MIN_ENTRY_RANGE_CM:
-                return c.iloc[j].to_dict()
-    raise LarvaeError(f"no {species or 'beam'} particle passes the {sample} selection {MASS_WINDOWS[sample]} in 25600 draws")
-
-# %% ../nbs/02_detsim.ipynb #10362a37
-T_TABLE = np.geomspace(0.01, 5000., 2400) # kinetic-energy grid of the transport tables [MeV]
-KAPPA_GAUSS = 1.0 # above this kappa (over a wire pitch) step losses are Gaussian with the Bohr variance
-RANGE_STRAGGLING = 0.011 # relative rms of the range (Bohr straggling of hadrons in LAr, [M])
-MCS_REF_CM = 5.0 # Highland angle is evaluated over this length and scaled as sqrt(step) [cm]
-
-@functools.lru_cache(maxsize=None)
-def _tables(species:str)->dict:
-    "Per-species lookup tables: range, Landau xi per cm, W_max, variance, Highland angle, beta*gamma."
-    T = T_TABLE
-    p = phys.ke_to_momentum(species, T)
-    bg = phys.beta_gamma(species, T)
-    return dict(T=T, R=phys.csda_range(species, T), xi1=phys.landau_xi(species, T, 1.),
-                wmax=phys.max_energy_transfer(species, T), var=phys.dedx_variance(species, T),
-                th=phys.highland_theta0(species, p, MCS_REF_CM), bg=bg, beta2=bg**2 / (1 + bg**2), p=p)
-
-def _T_of_R(tb, R): return np.interp(R, tb['R'], tb['T'], left=0.)
-def _at(tb, key, T): return np.interp(T, tb['T'], tb[key])
-
-
-# %% ../nbs/02_detsim.ipynb #37dc8919
-@functools.lru_cache(maxsize=None)
-def _landau_table():
-    "Landau's phi(lambda) on a grid: CDF and the partial moments int lambda^k phi up to each grid point (k = 1, 2)."
-    lam = np.concatenate([np.linspace(-3.8, 30., 5000), np.geomspace(30.02, 1e6, 3000)])
-    pdf, cdf = phys.landau_pdf(lam), phys.landau_cdf(lam)
-    cdf = np.maximum.accumulate(cdf + 1e-15 * np.arange(len(cdf)) / len(cdf))
-    trap = lambda f: np.concatenate([[0.], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(lam))])
-    return lam, cdf, trap(lam * pdf), trap(lam**2 * pdf)
-
-def _spin_landau(rng, lmax, b2k, lam, cdf):
-    "Draw lambda from phi truncated at `lmax`, weighted by the spin factor 1 - beta^2 kappa lambda (by rejection)."
-    out, todo = np.empty(len(lmax)), np.arange(len(lmax))
-    while len(todo):
-        l = np.interp(rng.random(len(todo)) * np.interp(lmax[todo], lam, cdf), cdf, lam)
-        ok = rng.random(len(todo)) * (1 + 3.8 * b2k[todo]) <= 1 - b2k[todo] * l
-        out[todo[ok]] = l[ok]; todo = todo[~ok]
-    return out
-
-# %% ../nbs/02_detsim.ipynb #57287c00
-def step_losses(rng:np.random.Generator, # the event's generator
-                species:str, # particle species
-                T, # kinetic energy at the middle of each step [MeV]
-                ds, # step lengths [cm]
-                mean, # mean (Bethe) energy loss of each step [MeV]
-               )->np.ndarray:
-    "Energy deposited in each step [MeV]: Landau-Vavilov (kappa < KAPPA_GAUSS) or Gaussian, both with the Bethe mean."
-    tb, (lam, cdf, m1, m2) = _tables(species), _landau_table()
-    T, mean = np.asarray(T, float).ravel(), np.asarray(mean, float).ravel()
-    ds = np.broadcast_to(np.asarray(ds, float), T.shape)
-    xi, wmax = _at(tb, 'xi1', T) * ds, _at(tb, 'wmax', T)
-    lmax, b2k = wmax / xi, _at(tb, 'beta2', T) * xi / wmax  # no collision gives more than W_max
-    c, a1, a2 = (np.interp(lmax, lam, m) for m in (cdf, m1, m2))
-    lmean = (a1 - b2k * a2) / (c - b2k * a1)  # mean of the spin-weighted truncated law
-    landau = mean + xi * (_spin_landau(rng, lmax, b2k, lam, cdf) - lmean)
-    gauss = mean + np.sqrt(_at(tb, 'var', T) * ds) * rng.standard_normal(T.shape)
-    kref = _at(tb, 'xi1', T) * phys.EFFECTIVE_PITCH / wmax
-    return np.maximum(np.where(kref < KAPPA_GAUSS, landau, gauss), 0.)
-
-# %% ../nbs/02_detsim.ipynb #52a91675
-CTAU_CM = {'kaon': 371.1, 'pion': 780.45} # mean decay length c*tau [cm] (PDG 2024; References)
-INTERACTION_LENGTH_CM = {'proton': 95., 'kaon': 150., 'pion': 75.} # inelastic lambda_I [cm] (approximate, unconfirmed; pi: textbook value)
-INTERACTION_T_MIN = {'proton': 20., 'kaon': 20., 'pion': 10.} # no inelastic interaction below [MeV] (choice)
-MAX_PATH_CM = 120. # longer than the active volume's diagonal [cm]
-
-@dataclass
-class Track:
-    "One transported particle: its steps (midpoints, deposits) and how it ended."
-    species:str
-    charge:int
-    start:np.ndarray # start position [cm]
-    T0:float # kinetic energy at the start [MeV]
-    t0:float # start time after the trigger [us]
-    mid:np.ndarray # (n, 3) step midpoints [cm]
-    ds:np.ndarray # (n,) step lengths [cm]
-    dE:np.ndarray # (n,) deposited energy [MeV]
-    s:np.ndarray # (n,) path length at each midpoint [cm]
-    end:str # 'stopped', 'decayed', 'interacted' or 'exited'
-    end_pos:np.ndarray
-    end_dir:np.ndarray
-    end_T:float # kinetic energy at the end [MeV]
-    parent:int = -1 # index of the parent track in the event
-    process:str = 'primary' # how the particle was made
-
-    @property
-    def length(self)->float: return float(self.s[-1] + self.ds[-1] / 2) if len(self.s) else 0.
-
-def inside(pos)->np.ndarray:
-    "Whether points (..., 3) lie inside the active volume."
-    pos = np.asarray(pos)
-    return np.all((pos >= ACTIVE_LO) & (pos <= ACTIVE_HI), axis=-1)
-
-def _basis(d):
-    "Two unit vectors perpendicular to `d` and to each other."
-    a = np.array([1., 0, 0]) if abs(d[0]) < 0.9 else np.array([0, 1., 0])
-    e1 = np.cross(d, a); e1 /= np.linalg.norm(e1)
-    return e1, np.cross(d, e1)
-
-# %% ../nbs/02_detsim.ipynb #928a716d
-def transport(rng:np.random.Generator, # the event's generator
-              species:str, # 'proton', 'kaon', 'pion' or 'muon'
-              pos, # start position [cm]
-              direction, # start direction (unit vector)
-              T0:float, # start kinetic energy [MeV]
-              step_cm:float=0.04, # step length [cm]
-              t0:float=0., # start time after the trigger [us]
-              charge:int=1, # electric charge (a stopping pi- is captured rather than decaying)
-             )->Track:
-    "Step one particle through liquid argon until it stops, interacts, decays or leaves the active volume."
-    tb, pos, d0 = _tables(species), np.asarray(pos, float), np.asarray(direction, float)
-    R0 = float(np.interp(T0, tb['T'], tb['R'])) * max(0.5, 1 + RANGE_STRAGGLING * rng.standard_normal())
-    L = min(R0, MAX_PATH_CM)
-    n = max(1, int(math.ceil(L / step_cm)))
-    sb = np.minimum(np.arange(n + 1) * step_cm, L)
-    ds = np.diff(sb)
-    Tb = _T_of_R(tb, R0 - sb)
-    smid = 0.5 * (sb[1:] + sb[:-1])
-    Tm = _T_of_R(tb, R0 - smid)
-    # multiple scattering: kicks accumulated in the plane perpendicular to d0, mapped onto the sphere
-    theta = _at(tb, 'th', Tm) * np.sqrt(ds / MCS_REF_CM)
-    kick = np.cumsum(rng.standard_normal((n, 2)) * theta[:, None], axis=0)
-    kick = np.vstack([[0., 0.], kick[:-1]])
-    a = np.hypot(kick[:, 0], kick[:, 1])
-    e1, e2 = _basis(d0)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        perp = np.where(a[:, None] > 0, (kick[:, :1] * e1 + kick[:, 1:] * e2) / a[:, None], 0.)
-    dirs = np.cos(a)[:, None] * d0 + np.sin(a)[:, None] * perp
-    bounds = pos + np.vstack([[0., 0., 0.], np.cumsum(dirs * ds[:, None], axis=0)])
-    mid = bounds[:-1] + 0.5 * dirs * ds[:, None]
-    # how the track ends: first of leaving, interacting, decaying; else it stops
-    n_keep, end = n, 'stopped' if L == R0 else 'exited'
-    out = np.flatnonzero(~inside(mid))
-    if len(out): n_keep, end = int(out[0]), 'exited'
-    hazards = []
-    if species in INTERACTION_LENGTH_CM:
-        lam = np.where(Tm > INTERACTION_T_MIN[species], INTERACTION_LENGTH_CM[species], np.inf)
-        hazards.append((ds / lam, 'interacted'))
-    if species in CTAU_CM: hazards.append((ds / (_at(tb, 'bg', Tm) * CTAU_CM[species]), 'decayed'))
-    first = min(((int(np.searchsorted(np.cumsum(h), rng.exponential())) + 1, what) for h, what in hazards), default=(n + 1, ''))
-    if first[0] <= min(n, n_keep): n_keep, end = first
-    dE = step_losses(rng, species, Tm[:n_keep], ds[:n_keep], (Tb[:-1] - Tb[1:])[:n_keep])
-    return Track(species=species, charge=charge, start=pos, T0=float(T0), t0=t0, mid=mid[:n_keep], ds=ds[:n_keep],
-                 dE=dE, s=smid[:n_keep], end=end, end_pos=bounds[n_keep], end_dir=dirs[max(n_keep, 1) - 1],
-                 end_T=float(Tb[n_keep]))
-
-# %% ../nbs/02_detsim.ipynb #4fa92dd9
-K_DECAY_MODES = {'mu nu': (63.56, ('muon', 'nu')), 'pi pi0': (20.67, ('pion', 'pi0')),
-                 'pi pi pi': (5.583, ('pion', 'pion', 'pion-')), 'pi0 e nu': (5.07, ('pi0', 'electron', 'nu')),
-                 'pi0 mu nu': (3.352, ('pi0', 'muon', 'nu')), 'pi pi0 pi0': (1.760, ('pion', 'pi0', 'pi0'))} # BR [%] (PDG 2024; References)
-MUON_TAU_US = 2.19698 # muon mean life [us] (PDG 2024; References)
-MICHEL_EMAX = 52.83 # Michel electron end point [MeV] (from PDG masses; References)
-PHOTON_CONVERSION_CM = 9. / 7. * phys.X0_LAR # mean photon conversion length [cm]
-STUB_T_MEAN = 35. # mean kinetic energy of a proton stub from a hadronic interaction [MeV] (choice)
-STUB_MULTIPLICITY = 0.6 # stubs per interaction = 1 + Poisson(this) (choice)
-KAON_QUASIELASTIC = 0.5 # probability that an interacting K+ survives with part of its energy (choice)
-
-def _mass(name): return 0. if name == 'nu' else phys.mass('pion' if name == 'pion-' else name)
-
-def _iso(rng, n=None):
-    "Isotropic unit vector(s)."
-    c, ph = 2 * rng.random(n) - 1, 2 * np.pi * rng.random(n)
-    s = np.sqrt(1 - c**2)
-    return np.stack([s * np.cos(ph), s * np.sin(ph), c], axis=-1)
-
-def _boost(E, p, beta):
-    "Lorentz-boost four-momenta (E, p[3]) by velocity `beta` (3-vector)."
-    b2 = float(beta @ beta)
-    if b2 < 1e-12: return E, p
-    g = 1 / math.sqrt(1 - b2)
-    bp = p @ beta
-    return g * (E + bp), p + ((g - 1) * bp / b2 + g * E)[..., None] * beta
-
-def decay_at_rest(rng:np.random.Generator, # the event's generator
-                  M:float, # parent mass [MeV]
-                  masses:tuple, # daughter masses [MeV] (2 or 3)
-                 )->tuple[np.ndarray, np.ndarray]:
-    "Energies (k,) and momenta (k, 3) of a two- or three-body decay at rest (phase space)."
-    m = np.asarray(masses, float)
-    if len(m) == 2:
-        q = phys.two_body_momentum(M, m[0], m[1])
-        u = _iso(rng)
-        p = np.array([q * u, -q * u])
-        return np.sqrt(q**2 + m**2), p
-    for _ in range(10000):  # uniform over the Dalitz plot
-        m12 = rng.uniform((m[0] + m[1])**2, (M - m[2])**2)
-        m23 = rng.uniform((m[1] + m[2])**2, (M - m[0])**2)
-        r = math.sqrt(m12)
-        e2, e3 = (m12 - m[0]**2 + m[1]**2) / (2 * r), (M**2 - m12 - m[2]**2) / (2 * r)
-        q2, q3 = math.sqrt(max(e2**2 - m[1]**2, 0)), math.sqrt(max(e3**2 - m[2]**2, 0))
-        if (e2 + e3)**2 - (q2 + q3)**2 <= m23 <= (e2 + e3)**2 - (q2 - q3)**2: break
-    m13 = M**2 + (m**2).sum() - m12 - m23
-    E = np.array([(M**2 + m[0]**2 - m23), (M**2 + m[1]**2 - m13), (M**2 + m[2]**2 - m12)]) / (2 * M)
-    q = np.sqrt(np.maximum(E**2 - m**2, 0))
-    n1 = _iso(rng)
-    c12 = np.clip((q[2]**2 - q[0]**2 - q[1]**2) / (2 * q[0] * q[1] + 1e-12), -1, 1)
-    e1, _ = _basis(n1)
-    ph = 2 * np.pi * rng.random()
-    perp = math.cos(ph) * e1 + math.sin(ph) * np.cross(n1, e1)
-    p1, p2 = q[0] * n1, q[1] * (c12 * n1 + math.sqrt(1 - c12**2) * perp)
-    return E, np.array([p1, p2, -(p1 + p2)])
-
-# %% ../nbs/02_detsim.ipynb #98892b28
-@dataclass
-class Particle:
-    "A particle waiting to be transported (or, for 'gamma' and 'electron', showered)."
-    species:str # 'proton', 'kaon', 'pion', 'muon', 'gamma' or 'electron'
-    pos:np.ndarray
-    dir:np.ndarray
-    T:float # kinetic energy [MeV]
-    t0:float = 0. # time after the trigger [us]
-    charge:int = 1
-    parent:int = -1
-    process:str = 'primary'
-
-def _daughters_of_decay(rng, tr:Track, names, parent:int, process:str, t0:float):
-    "Particles from a decay of `tr` at its end point (boosted when it decays in flight)."
-    M = phys.mass(tr.species)
-    E, P = decay_at_rest(rng, M, tuple(_mass(n) for n in names))
-    if tr.end_T > 0:
-        g = 1 + tr.end_T / M
-        E, P = _boost(E, P, math.sqrt(1 - 1 / g**2) * tr.end_dir)
-    out = []
-    for n, e, p in zip(names, E, P):
-        if n == 'nu': continue
-        q = float(np.linalg.norm(p)); u = p / q if q > 0 else _iso(rng)
-        if n == 'pi0':  # pi0 -> gamma gamma, isotropic in its own frame
-            Eg, Pg = decay_at_rest(rng, _mass('pi0'), (0., 0.))
-            Eg, Pg = _boost(Eg, Pg, p / e)
-            out += [Particle('gamma', tr.end_pos, pg / np.linalg.norm(pg), float(eg), t0, 0, parent, process)
-                    for eg, pg in zip(Eg, Pg)]
-            continue
-        sp, ch = ('pion', -1) if n == 'pion-' else (n, 1)
-        out.append(Particle(sp, tr.end_pos, u, float(e - _mass(n)), t0, ch, parent, process))
-    return out
-
-def _stubs(rng, tr:Track, T_avail:float, parent:int, process:str):
-    "Proton stubs from a nuclear interaction or capture, sharing at most `T_avail` [MeV]."
-    out = []
-    for _ in range(1 + rng.poisson(STUB_MULTIPLICITY)):
-        T = min(rng.exponential(STUB_T_MEAN), T_avail)
-        if T < 1.: break
-        T_avail -= T
-        d = tr.end_dir + 1.2 * _iso(rng)
-        out.append(Particle('proton', tr.end_pos, d / np.linalg.norm(d), float(T), tr.t0, 1, parent, process))
-    return out
-
-def end_products(rng:np.random.Generator, # the event's generator
-                 tr:Track, # the finished track
-                 index:int, # its index in the event (the daughters' parent)
-                )->tuple[list, str]:
-    "Daughter particles of a finished track and, for a kaon decay, the decay mode."
-    sp, mode = tr.species, ''
-    if tr.end == 'exited': return [], mode
-    if sp == 'kaon' and tr.end == 'decayed' or sp == 'kaon' and tr.end == 'stopped':
-        names, brs = list(K_DECAY_MODES), np.array([v[0] for v in K_DECAY_MODES.values()])
-        mode = names[int(np.searchsorted(np.cumsum(brs) / brs.sum(), rng.random()))]
-        return _daughters_of_decay(rng, tr, K_DECAY_MODES[mode][1], index, 'decay', tr.t0), mode
-    if sp == 'pion' and tr.charge > 0 and tr.end in ('stopped', 'decayed'):
-        return _daughters_of_decay(rng, tr, ('muon', 'nu'), index, 'decay', tr.t0), mode
-    if sp == 'pion' and tr.end == 'stopped':  # pi- capture
-        return _stubs(rng, tr, 100., index, 'capture'), mode
-    if sp == 'muon' and tr.end == 'stopped':
-        x = 0.
-        while rng.random() > x**2 * (3 - 2 * x): x = rng.random()  # Michel spectrum x^2 (3 - 2x)
-        return [Particle('electron', tr.end_pos, _iso(rng), MICHEL_EMAX * x, tr.t0 + rng.exponential(MUON_TAU_US),
-                         1, index, 'michel')], mode
-    if tr.end == 'interacted':
-        out = []
-        if sp == 'kaon' and rng.random() < KAON_QUASIELASTIC:
-            T = tr.end_T * rng.uniform(0.4, 0.9)
-            d = tr.end_dir + 0.5 * _iso(rng)
-            out.append(Particle('kaon', tr.end_pos, d / np.linalg.norm(d), float(T), tr.t0, 1, index, 'inelastic'))
-            return out + _stubs(rng, tr, tr.end_T - T, index, 'inelastic'), mode
-        return out + _stubs(rng, tr, tr.end_T, index, 'inelastic'), mode
-    return [], mode
-
-# %% ../nbs/02_detsim.ipynb #17447d65
-EM_CRITICAL_MEV = 32.84 # critical energy of electrons in liquid argon [MeV] ([M], PDG)
-EM_STEP_CM = 0.3 # step of an electron branch [cm]
-EM_DEDX = 2.1 # energy deposited per cm by an electron branch [MeV/cm]
-EM_BRANCH_MEV = 40. # one extra branch per this much energy [MeV]
-
-def em_deposits(rng:np.random.Generator, # the event's generator
-                pos, direction, E:float, # start [cm], direction, energy [MeV]
-                photon:bool, # True: first travel a conversion length
-               )->tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Step midpoints (n, 3) [cm], lengths (n,) [cm] and deposits (n,) [MeV] of an approximate EM shower."
-    pos, direction = np.asarray(pos, float), np.asarray(direction, float)
-    if photon: pos = pos + rng.exponential(PHOTON_CONVERSION_CM) * direction
-    if not inside(pos): return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
-    nb = 1 + rng.poisson(E / EM_BRANCH_MEV)
-    share = rng.dirichlet(np.ones(nb)) * E
-    tmax = max(math.log(max(E, 1.) / EM_CRITICAL_MEV) - 0.5, 0.3)
-    depth = np.concatenate([[0.], rng.gamma(1 + 0.5 * tmax, 2., nb - 1) * phys.X0_LAR / 2.])
-    mids, dss, des = [], [], []
-    for Eb, t in zip(share, depth):
-        n = max(1, min(400, int(math.ceil(Eb / (EM_DEDX * EM_STEP_CM)))))
-        de = np.full(n, EM_DEDX * EM_STEP_CM); de[-1] = max(Eb - EM_DEDX * EM_STEP_CM * (n - 1), 0.)
-        Erem = np.maximum(Eb - np.cumsum(de) + de, 0.5)
-        d0 = direction + (0.3 if t > 0 else 0.) * _iso(rng); d0 /= np.linalg.norm(d0)
-        theta = 13.6 / Erem * math.sqrt(EM_STEP_CM / phys.X0_LAR)
-        kick = np.cumsum(rng.standard_normal((n, 2)) * theta[:, None], axis=0)
-        a = np.hypot(kick[:, 0], kick[:, 1]) + 1e-12
-        e1, e2 = _basis(d0)
-        dirs = np.cos(a)[:, None] * d0 + np.sin(a)[:, None] * (kick[:, :1] * e1 + kick[:, 1:] * e2) / a[:, None]
-        b = pos + t * direction + np.vstack([[0., 0, 0], np.cumsum(dirs * EM_STEP_CM, axis=0)])
-        m = b[:-1] + 0.5 * EM_STEP_CM * dirs
-        keep = inside(m)
-        mids.append(m[keep]); dss.append(np.full(keep.sum(), EM_STEP_CM)); des.append(de[keep])
-    return np.concatenate(mids), np.concatenate(dss), np.concatenate(des)
-
-# %% ../nbs/02_detsim.ipynb #c95a9cbc
-MAX_GENERATIONS = 6 # daughters of daughters ... are followed this deep
-MIN_TRANSPORT_T = 0.5 # particles below this kinetic energy deposit it on the spot [MeV]
-
-def simulate_particles(rng:np.random.Generator, # the event's generator
-                       beam:dict, # from `draw_beam`
-                       step_cm:float=0.04, # transport step [cm]
-                      )->tuple[list, dict, dict]:
-    "Transport the beam particle and its descendants: (tracks, EM deposits, truth of the primary)."
-    queue = [Particle(beam['species'], beam['pos'], beam['dir'], beam['T'])]
-    tracks, em, mode = [], dict(mid=[], ds=[], dE=[], t=[]), ''
-    for gen in range(MAX_GENERATIONS):
-        nxt = []
-        for pa in queue:
-            if pa.species in ('gamma', 'electron'):
-                m, s, e = em_deposits(rng, pa.pos, pa.dir, pa.T, photon=pa.species == 'gamma')
-                em['mid'].append(m); em['ds'].append(s); em['dE'].append(e); em['t'].append(np.full(len(e), pa.t0))
-                continue
-            if pa.T < MIN_TRANSPORT_T or not inside(pa.pos): continue
-            tr = transport(rng, pa.species, pa.pos, pa.dir, pa.T, step_cm, pa.t0, pa.charge)
-            tr.parent, tr.process = pa.parent, pa.process
-            tracks.append(tr)
-            kids, m = end_products(rng, tr, len(tracks) - 1)
-            if gen == 0: mode = m
-            nxt += kids
-        queue = nxt
-        if not queue: break
-    em = {k: np.concatenate(v) if v else np.zeros((0, 3) if k == 'mid' else 0) for k, v in em.items()}
-    pr = tracks[0]
-    truth = dict(species=beam['species'], p_wc=beam['p_wc'], entry_p=beam['p'], entry_ke=beam['T'],
-                 end_process='decayed' if mode else pr.end, decay_mode=mode, decay_in_flight=bool(pr.end == 'decayed' and pr.end_T > 0),
-                 track_length=pr.length, theta_xz=beam['theta_xz'], theta_yz=beam['theta_yz'],
-                 entry_x=float(beam['pos'][0]), entry_y=float(beam['pos'][1]),
-                 end_x=float(pr.end_pos[0]), end_y=float(pr.end_pos[1]), end_z=float(pr.end_pos[2]),
-                 n_tracks=len(tracks))
-    return tracks, em, truth
 
 # %% ../nbs/02_detsim.ipynb #215f802b
 LIFETIME_QUANTILES = (np.array([0., 0.1, 0.5, 0.9, 1.]), np.array([94., 165., 758., 1633., 1918.])) # Run II tau [us] (LArIAT LS-life; References)
@@ -606,108 +177,8 @@ def digitise(rng:np.random.Generator, # the event's generator
         out[plane] = d
     return out
 
-# %% ../nbs/02_detsim.ipynb #7d21f0ef
-HIT_THRESHOLD_ADC = 10. # collection hit threshold [ADC]
-HIT_MIN_TICKS = 3 # shortest run above threshold that makes a hit [ticks]
-HIT_PAD_TICKS = (12, 36) # integration starts this many ticks before the run and ends this many after it (at 3072 ticks)
-
-def find_hits(d:np.ndarray, # (wires, ticks) collection digits
-              scale:float=1., # readout length / 3072
-             )->dict:
-    "Hits of one plane: wire, first and last tick above threshold, centre tick, peak [ADC] and area [ADC x tick]."
-    a = d > HIT_THRESHOLD_ADC
-    z = np.zeros((d.shape[0], 1), bool)
-    e = np.diff(np.hstack([z, a, z]).view(np.int8), axis=1)
-    w, s = np.nonzero(e == 1); f = np.nonzero(e == -1)[1]
-    k = f - s >= max(1, round(HIT_MIN_TICKS * scale)); w, s, f = w[k], s[k], f[k]
-    lo = np.clip(s - round(HIT_PAD_TICKS[0] * scale), 0, d.shape[1]); hi = np.clip(f + round(HIT_PAD_TICKS[1] * scale), 0, d.shape[1])
-    if not len(w): return dict(wire=w, t0=s, t1=f, tick=s.astype(float), peak=np.zeros(0), area=np.zeros(0))
-    pairs = lambda a, b: np.minimum(np.column_stack([w * d.shape[1] + a, w * d.shape[1] + b]).ravel(), d.size - 1)
-    # even segments of reduceat are [start, end) of each hit; the odd ones are discarded
-    peak = np.maximum.reduceat(d.ravel(), pairs(s, f))[::2].astype(float)
-    area = np.add.reduceat(d.ravel(), pairs(lo, hi), dtype=np.int64)[::2].astype(float)
-    return dict(wire=w, t0=s, t1=f, tick=0.5 * (s + f - 1), peak=peak, area=area)
-
-# %% ../nbs/02_detsim.ipynb #ddc648e4
-ENTRY_WIRES = 60 # a track must start below this collection wire (the beam enters at low wires)
-TRACK_GAP_WIRES = 3 # empty wires a track may bridge
-TRACK_TOL_TICKS = 10. # largest distance from the predicted tick [ticks at 3072]
-MIN_TRACK_HITS = 5 # shorter chains are not tracks
-
-def build_track(h:dict, # from `find_hits`
-                window:tuple, # (first, last) tick where the beam particle's charge can arrive
-                scale:float=1., # readout length / 3072
-               )->np.ndarray|None:
-    "Indices into `h` of the track's hits, entry to end; None: no track."
-    w, t = h['wire'], h['tick']
-    st = np.flatnonzero((w < ENTRY_WIRES) & (t >= window[0]) & (t <= window[1]))
-    if not len(st): return None
-    chain, tol = [int(st[np.lexsort((-h['area'][st], w[st]))[0]])], TRACK_TOL_TICKS * scale
-    order = np.argsort(w, kind='stable'); ws = w[order]
-    while True:
-        c = chain[-1]; b = chain[max(0, len(chain) - 5)]
-        slope = (t[c] - t[b]) / (w[c] - w[b]) if w[c] > w[b] else 0.
-        for dw in range(1, TRACK_GAP_WIRES + 2):
-            cand = order[np.searchsorted(ws, w[c] + dw):np.searchsorted(ws, w[c] + dw, 'right')]
-            if len(cand):
-                dev = np.abs(t[cand] - t[c] - slope * dw)
-                if dev.min() <= tol * (1 + 0.5 * (dw - 1)): chain.append(int(cand[dev.argmin()])); break
-        else: break
-    return np.array(chain) if len(chain) >= MIN_TRACK_HITS else None
-
-# %% ../nbs/02_detsim.ipynb #92017082
-HIT_CALIBRATION = 1.053 # measured hit area / (response area x electrons), fixed on simulated MIPs (below), as LArIAT fixes its constants on muons (LS-calo)
-
-def _drift_x(tick, ticks:int):
-    "Drift distance [cm] of charge seen at `tick` on the collection plane (inverse of `tick_of`)."
-    return ((np.asarray(tick) * phys.N_TICKS / ticks - PRE_TRIGGER_TICKS) * phys.TICK_US - PLANE_DELAY_US['collection']) * phys.DRIFT_VELOCITY
-
-def calorimetry(h:dict, idx:np.ndarray, # hits and the track's hit indices (entry to end)
-                ticks:int, lifetime_us:float, recombination:str='modbox',
-               )->tuple[np.ndarray, np.ndarray]:
-    "Residual range [cm] and dE/dx [MeV/cm] per track hit (entry to end)."
-    area_per_e = float(response('collection', ticks / phys.N_TICKS).sum()) * HIT_CALIBRATION
-    x = _drift_x(h['tick'][idx], ticks)
-    z = (h['wire'][idx] + 0.5) * phys.EFFECTIVE_PITCH
-    q = h['area'][idx] / area_per_e * np.exp(np.maximum(x, 0.) / phys.DRIFT_VELOCITY / lifetime_us)
-    k = min(5, len(z) // 2 * 2 - 1)
-    slope = np.convolve(np.gradient(x, z), np.ones(k) / k, mode='same') if len(z) > 1 else np.zeros(len(z))
-    pitch = phys.EFFECTIVE_PITCH * np.sqrt(1 + slope**2)
-    step = np.hypot(np.diff(z), np.diff(x))
-    rr = np.concatenate([np.cumsum(step[::-1])[::-1], [0.]]) + 0.5 * pitch[-1]
-    with np.errstate(invalid='ignore', divide='ignore'):
-        dedx = phys.dedx_from_dqdx(np.maximum(q / pitch, 1.), recombination)
-    return rr, np.asarray(dedx, float)
-
-# %% ../nbs/02_detsim.ipynb #f06e2506
-BEAM_X_RANGE_CM = (5., 40.) # drift positions where a beam particle can enter [cm] (the spot +- the angle over the front)
-MATCH_Z_CM = 4. # the reco track must start this close to the front face for the match flag [cm] (LS-match: 2 cm; +2 for the unknown y)
-
-@dataclass
-class RecoTrack:
-    "A reconstructed collection-plane track: hits (entry to end) and their calorimetry."
-    wires:np.ndarray
-    ticks:np.ndarray
-    rr:np.ndarray # residual range [cm]
-    dedx:np.ndarray # dE/dx [MeV/cm]
-
-    @property
-    def start_z(self)->float: return float((self.wires[0] + 0.5) * phys.EFFECTIVE_PITCH + WIRE_U0['collection'] / math.cos(math.radians(90 - phys.WIRE_ANGLE_DEG)))
-
-def reconstruct(collection:np.ndarray, # (240, ticks) collection digits
-                lifetime_us:float, # the run's electron lifetime [us]
-                recombination:str='modbox',
-               )->RecoTrack|None:
-    "Hits, the beam track and its calorimetry from one event's collection digits; None: no track."
-    ticks = collection.shape[1]
-    h = find_hits(collection, ticks / phys.N_TICKS)
-    idx = build_track(h, tuple(tick_of('collection', np.array(BEAM_X_RANGE_CM), ticks=ticks)), ticks / phys.N_TICKS)
-    if idx is None: return None
-    rr, dedx = calorimetry(h, idx, ticks, lifetime_us, recombination)
-    return RecoTrack(h['wire'][idx], h['tick'][idx], rr, dedx)
-
 # %% ../nbs/02_detsim.ipynb #88d61ae2
-SAMPLE_CODE = {'proton': 0, 'kaon': 1}
+SAMPLE_CODE = {'proton': 0, 'kaon': 1, 'mip': 2} # also the run offset: run, run + 1, run + 2
 EVENTS_PER_SUBRUN = 50 # events in a subrun (choice); event numbers run on across subruns
 
 @dataclass
@@ -722,6 +193,8 @@ class SimEvent:
     beamline:dict|None
     reco:RecoTrack|None
     tracks:list = field(default_factory=list, repr=False)
+    showers:list = field(default_factory=list, repr=False) # the EM particles (their index follows the tracks')
+    deposits:dict|None = field(default=None, repr=False) # collection-plane charge per step and particle (02d_simtruth)
 
 def event_key(cfg:SimConfig, sample:str, index:int)->tuple[int, int, int]:
     "(run, subrun, event) of the `index`-th event of `sample`."
@@ -741,12 +214,16 @@ def dead_channels(cfg:SimConfig, sample:str)->np.ndarray:
     return rng.random(2 * phys.N_WIRES) < cfg.dead_channel_fraction
 
 def simulate_event(cfg:SimConfig, # the simulation config
-                   sample:str, # 'proton' or 'kaon'
+                   sample:str, # 'proton', 'kaon' or 'mip'
                    index:int, # event number within the sample (0-based)
                    species:str|None=None, # force the true species (calibration); None: the beamline selection decides
                    p_wc:float|None=None, # force the WC momentum [MeV/c] (no window then); None draws it
                   )->SimEvent:
     "Simulate event `index` of `sample`: selected beam particle, digits, reconstruction and beamline record."
+    from larvae_nb.beam import beamline_candidates, draw_beam, select_beam  # the rooms above this one, imported when used
+    from larvae_nb.transport import simulate_particles
+    from larvae_nb.reco import MATCH_Z_CM, reconstruct
+    from larvae_nb.simtruth import collection_deposits
     rng = event_rng(cfg, sample, index)
     sel = select_beam(rng, sample, species) if p_wc is None else beamline_candidates(rng, 1, species).iloc[0].to_dict() | {'p_wc': p_wc}
     beam = draw_beam(rng, sel['species'], sel['p_wc'])
@@ -756,6 +233,7 @@ def simulate_event(cfg:SimConfig, # the simulation config
     q, pos = drifted_charge(rng, cat('mid'), cat('ds'), cat('dE'), tau, cfg.recombination)
     t_us = np.concatenate([np.full(len(t.ds), t.t0) for t in tracks] + [em['t']])
     sig = charge_to_planes(q, pos, t_us, cfg.ticks)
+    dep = collection_deposits(np.concatenate([np.full(len(t.ds), i) for i, t in enumerate(tracks)] + [em['pid']]), q, pos, t_us, cfg.ticks)
     dig = digitise(rng, sig, _sample_noise(cfg.seed, sample, cfg.noise_rms_adc), cfg.ticks, cfg.coherent_noise_rms_adc,
                    dead_channels(cfg, sample) if cfg.dead_channel_fraction > 0 else None)
     reco = reconstruct(dig['collection'], tau, cfg.recombination)
@@ -764,65 +242,75 @@ def simulate_event(cfg:SimConfig, # the simulation config
     run, subrun, event = event_key(cfg, sample, index)
     truth = dict(run=run, subrun=subrun, event=event, sample=sample, **truth, electron_lifetime_us=tau,
                  has_beamline=True, has_reco=reco is not None)
-    return SimEvent(run, subrun, event, dig['induction'], dig['collection'], truth, bl, reco, tracks)
+    return SimEvent(run, subrun, event, dig['induction'], dig['collection'], truth, bl, reco, tracks, em['particles'], dep)
 
 # %% ../nbs/02_detsim.ipynb #bc226107
 MANIFEST_NAME = 'larvae-data.yaml'
-SAMPLE_FILES = {'proton': ('protons.root', 'channel_mapped'), 'kaon': ('kaons.root', 'flat')}
+SAMPLE_FILES = {'proton': ('protons.root', 'channel_mapped'), 'kaon': ('kaons.root', 'flat'), 'mip': ('RAW_muons.root', 'flat')}
 RAW_TREE = 'ana/raw'
+SAMPLE_TREES = {'mip': 'anatree/raw'} # the seed's MIP file keeps its raw tree under anatree; the others under RAW_TREE
 BEAMLINE_COLUMNS = ('p', 'm', 'beamline_mass', 'beamline_momentum_mevc', 'tof_ns') # after the event key; see "The beamline record"
 
 def _join(a:np.ndarray)->str: return ';'.join(f"{v:.4f}" for v in a)
 
-def _write_sample(path:Path, cfg:SimConfig, sample:str, n:int, rows:dict, bar)->None:
-    "Simulate and write the `n` events of one sample, chunk by chunk."
+def _write_sample(path:Path, cfg:SimConfig, sample:str, n:int, rows:dict, bar, stage1)->None:
+    "Simulate and write the `n` events of one sample, chunk by chunk, with the per-track truth of `stage1`'s tracks."
     from larvae_nb.root_io import RawWriter
+    from larvae_nb.simtruth import attribute_tracks, particle_rows, stage1_tracks
     name, layout = SAMPLE_FILES[sample]
     dead = dead_channels(cfg, sample)
-    with RawWriter(path/name, layout=layout, tree=RAW_TREE, n_ticks=cfg.ticks,
+    with RawWriter(path/name, layout=layout, tree=SAMPLE_TREES.get(sample, RAW_TREE), n_ticks=cfg.ticks,
                    channels=np.flatnonzero(~dead) if dead.any() else None) as w:
         for a in range(0, n, cfg.events_per_chunk):
             m = min(cfg.events_per_chunk, n - a)
             ind = np.empty((m, phys.N_WIRES, cfg.ticks), np.int16); col = np.empty_like(ind)
-            keys = np.empty((m, 3), np.int64)
+            keys, dep, parts = np.empty((m, 3), np.int64), {}, {}
             for j in range(m):
                 ev = simulate_event(cfg, sample, a + j)
                 ind[j], col[j], keys[j] = ev.induction, ev.collection, (ev.run, ev.subrun, ev.event)
                 key = dict(run=ev.run, subrun=ev.subrun, event=ev.event)
+                dep[tuple(keys[j])], parts[tuple(keys[j])] = ev.deposits, particle_rows(ev.tracks, ev.showers)
                 rows['truth'].append(ev.truth)
                 if ev.beamline is not None: rows['beamline'].append(key | ev.beamline)
                 if ev.reco is not None: rows['reco'].append(key | dict(trkrr=_join(ev.reco.rr), trkdedx=_join(ev.reco.dedx)))
                 if bar is not None: bar.update(1)
             w.write(keys[:, 0], keys[:, 1], keys[:, 2], ind, col)
+            tr = stage1_tracks(pd.DataFrame(keys, columns=list(EVENT_KEY)), ind, col, sample, stage1)
+            rows['truth_tracks'].append(attribute_tracks(tr, dep, parts))
 
 # %% ../nbs/02_detsim.ipynb #0c3b0080
 def simulate(out, # the data directory to write: new, empty, or one larvae made (it is replaced as a whole)
              cfg:SimConfig, # the simulation config
              progress:bool=True, # show a progress bar
+             stage1:Config|None=None, # the cluster, cuts and match settings of the per-track truth (None: the defaults)
             )->Path:
-    "Simulate the proton and kaon samples and write a complete data directory with its manifest."
-    if cfg.n_protons + cfg.n_kaons == 0: raise LarvaeError("sim.n_protons and sim.n_kaons are both 0; nothing to simulate")
+    "Simulate the proton, kaon and MIP samples and write a complete data directory with its manifest."
+    if cfg.n_protons + cfg.n_kaons + cfg.n_mips == 0: raise LarvaeError("sim.n_protons, sim.n_kaons and sim.n_mips are all 0; nothing to simulate")
     from tqdm.auto import tqdm
-    rows = dict(truth=[], beamline=[], reco=[])
+    from larvae_nb.simtruth import TRUTH_TRACK_COLUMNS, TRUTH_TRACKS_FILE, write_truth_tracks
+    rows, stage1 = dict(truth=[], beamline=[], reco=[], truth_tracks=[]), stage1 or load_config()
     manifest, bar = {'samples': {}}, None
     with output_dir(out, 'larvae simulate') as out, atomic_path(out, is_dir=True) as tmp:
         shutil.copy2(out/MARKER, tmp/MARKER)  # the new directory is larvae's too
-        bar = tqdm(total=cfg.n_protons + cfg.n_kaons, desc='simulate', unit='ev') if progress else None
+        bar = tqdm(total=cfg.n_protons + cfg.n_kaons + cfg.n_mips, desc='simulate', unit='ev') if progress else None
         try:
-            for sample, n in (('proton', cfg.n_protons), ('kaon', cfg.n_kaons)):
+            for sample, n in (('proton', cfg.n_protons), ('kaon', cfg.n_kaons), ('mip', cfg.n_mips)):
                 if n == 0: continue
-                _write_sample(tmp, cfg, sample, n, rows, bar)
-                manifest['samples'][sample] = {'files': [SAMPLE_FILES[sample][0]], 'tree': RAW_TREE}
+                _write_sample(tmp, cfg, sample, n, rows, bar, stage1)
+                manifest['samples'][sample] = {'files': [SAMPLE_FILES[sample][0]], 'tree': SAMPLE_TREES.get(sample, RAW_TREE)}
             pd.DataFrame(rows['beamline'], columns=list(EVENT_KEY) + list(BEAMLINE_COLUMNS)).to_csv(tmp/'beamline.csv', index=False)
             pd.DataFrame(rows['reco'], columns=list(EVENT_KEY) + ['trkrr', 'trkdedx']).to_csv(tmp/'reco_tracks.csv', index=False)
             truth = pd.DataFrame(rows['truth'])
             truth.to_parquet(tmp/'truth.parquet', index=False)
+            tt = [t for t in rows['truth_tracks'] if len(t)]
+            write_truth_tracks(pd.concat(tt, ignore_index=True) if tt else pd.DataFrame(columns=list(TRUTH_TRACK_COLUMNS)), tmp/TRUTH_TRACKS_FILE, stage1)
             # the electron lifetime is a run condition a real analysis looks up (a per-run table); here it varies per event
             truth[list(EVENT_KEY) + ['electron_lifetime_us']].rename(columns={'electron_lifetime_us': 'lifetime_us'}).to_csv(tmp/'lifetime.csv', index=False)
             (tmp/'bethe_bloch').mkdir()
             for sp in ('proton', 'kaon'): phys.write_dedx_table(phys.dedx_table(sp), tmp/'bethe_bloch'/f'{sp}.txt')
             manifest |= {'beamline': 'beamline.csv', 'reco': 'reco_tracks.csv', 'lifetime': 'lifetime.csv',
-                         'bethe_bloch': {sp: f'bethe_bloch/{sp}.txt' for sp in ('proton', 'kaon')}, 'truth': 'truth.parquet'}
+                         'bethe_bloch': {sp: f'bethe_bloch/{sp}.txt' for sp in ('proton', 'kaon')}, 'truth': 'truth.parquet',
+                         'truth_tracks': TRUTH_TRACKS_FILE}
             (tmp/MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding='utf-8')
         finally:
             if bar is not None: bar.close()
@@ -832,15 +320,16 @@ def simulate(out, # the data directory to write: new, empty, or one larvae made 
 def simulate_cmd(out:str='larvae-data', # the data directory to write
                  n_protons:int=None, # events in the proton sample (default: the config's sim.n_protons)
                  n_kaons:int=None, # events in the kaon sample (default: sim.n_kaons)
+                 n_mips:int=None, # events in the MIP (beam pi+/mu+) sample (default: sim.n_mips)
                  seed:int=None, # random seed (default: sim.seed)
                  ticks:int=None, # samples per wire; small values make fast test fixtures (default: sim.ticks)
                  config:str=None, # a YAML config file with overrides of the defaults
                 ):
-    "Simulate LArIAT-like proton and kaon samples into a data directory (`larvae simulate`)."
-    over = [f"sim.{k}={v}" for k, v in dict(n_protons=n_protons, n_kaons=n_kaons, seed=seed, ticks=ticks).items() if v is not None]
-    cfg = load_config(config, over).sim
-    path = simulate(out, cfg)
-    print(f"wrote {cfg.n_protons} proton and {cfg.n_kaons} kaon events to {path}/{MANIFEST_NAME}")
+    "Simulate LArIAT-like proton, kaon and MIP samples into a data directory (`larvae simulate`)."
+    over = [f"sim.{k}={v}" for k, v in dict(n_protons=n_protons, n_kaons=n_kaons, n_mips=n_mips, seed=seed, ticks=ticks).items() if v is not None]
+    full = load_config(config, over); cfg = full.sim
+    path = simulate(out, cfg, stage1=full)
+    print(f"wrote {cfg.n_protons} proton, {cfg.n_kaons} kaon and {cfg.n_mips} MIP events to {path}/{MANIFEST_NAME}")
     return path
 
 # %% ../nbs/02_detsim.ipynb #03f5495c
@@ -889,3 +378,90 @@ def calibration_figures(cfg:SimConfig, # the simulation config (ticks should be 
             ('collection entry in seed window [%]', 100 * ok['collection'] / n, 'most'),
             ('induction entry in seed window [%]', 100 * ok['induction'] / n, 'most')]
     return pd.DataFrame(rows, columns=['figure', 'simulated', 'target'])
+
+# %% ../nbs/02_detsim.ipynb #39b338ee
+def mode_fwhm(x, nbins:int=300)->tuple[float, float]:
+    "Most probable value and FWHM of a sample (finely binned, lightly smoothed histogram)."
+    from scipy.ndimage import gaussian_filter1d
+    x = np.asarray(x, float)
+    h, e = np.histogram(x, bins=np.linspace(*np.percentile(x, [0.1, 90]), nbins))
+    c, hs = 0.5 * (e[1:] + e[:-1]), gaussian_filter1d(h.astype(float), 1.5)
+    above = c[hs >= hs.max() / 2]
+    return float(c[hs.argmax()]), float(above[-1] - above[0])
+
+def raw_clusters(plane:np.ndarray, thr:float)->int:
+    "Connected regions (8-neighbour) above `thr` of one (wires, ticks) plane: the seed's raw clusters."
+    from scipy import ndimage
+    return int(ndimage.label(np.asarray(plane) > thr, np.ones((3, 3)))[1])
+
+# %% ../nbs/02_detsim.ipynb #080a36de
+def sample_yields(cfg:SimConfig, n:int=100)->pd.DataFrame:
+    "Per sample: events, matched tracks (the dataset stage on a small simulated directory) and raw clusters per event (mean, sd)."
+    import tempfile
+    from larvae_nb.config import load_config
+    from larvae_nb.dataset import build_dataset
+    from larvae_nb.root_io import iterate_planes
+    d = Path(tempfile.mkdtemp())
+    try:
+        simulate(d/'data', SimConfig(**(cfg.to_dict() | dict(n_protons=n, n_kaons=n, n_mips=0))), progress=False)
+        full = load_config(); full.dataset.workers = 1
+        build_dataset(d/'data', d/'out', full, progress=False)
+        flow = pd.read_csv(d/'out'/CUTFLOW_FILE).set_index('step')
+        rows = []
+        for s in ('proton', 'kaon'):
+            ncl = [raw_clusters(c.collection[j], 15) + raw_clusters(c.induction[j], 7)
+                   for c in iterate_planes(d/'data'/SAMPLE_FILES[s][0], RAW_TREE, 25) for j in range(len(c.keys))]
+            rows.append(dict(sample=s, events=int(flow.loc['entries', s]), matched=int(flow.loc['matched tracks', s]),
+                             clusters=float(np.mean(ncl)), clusters_sd=float(np.std(ncl))))
+        return pd.DataFrame(rows).set_index('sample')
+    finally: shutil.rmtree(d, ignore_errors=True)
+
+# %% ../nbs/02_detsim.ipynb #01da3f14
+CALIBRATION_REAL = { # row: (real value or (lo, hi) band, relative tolerance); see the list above for the sources
+    'collection max ADC MPV': (483., 0.05), 'induction max ADC MPV': (247., 0.05),
+    'matched tracks / event, proton sample': (0.653, 0.15), 'matched tracks / event, kaon sample': (0.418, 0.15),
+    'raw clusters / event, proton sample': (22.9, 0.30), 'raw clusters / event, kaon sample': (86.1, 0.30),
+    'protons in the kaon window': ((0.198, 0.30), 0.), 'picky fraction of kaon-window events': (0.145, 0.20),
+    'MIP most probable dE/dx [MeV/cm]': (None, 0.05), 'MIP per-wire FWHM / xi': (4.02, 0.05)}
+KNOWN_MISSES = { # row: (the measured value at the default config and n = 100, why it misses)
+    'matched tracks / event, kaon sample': (0.66, "+58 %: no upstream interactions, halo triggers or pile-up that leave a beamline-selected kaon event without a matched TPC track"),
+    'raw clusters / event, kaon sample': (33.87, "-61 %: the real kaon file (85 % non-picky, i.e. extra WC tracks) carries ~60 more regions per event than the picky proton file; pile-up of extra beam particles is not simulated (it would cost the 20 events/s)"),
+}
+
+# %% ../nbs/02_detsim.ipynb #dc205a53
+def _calibration_values(cfg:SimConfig, n:int, n_p:int, n_mip:int)->dict:
+    "row: (simulated, statistical sigma) for every row of `CALIBRATION_REAL`."
+    from larvae_nb.beam import beamline_candidates, in_window
+    from larvae_nb.transport import step_losses
+    evs = [simulate_event(cfg, 'proton', i, species='proton') for i in range(n_p)]
+    out = {f'{pl} max ADC MPV': (v := _mode([getattr(e, pl).max() for e in evs]), 0.02 * v) for pl in PLANES[::-1]}
+    y = sample_yields(cfg, n)
+    for s, r in y.iterrows():
+        out[f'matched tracks / event, {s} sample'] = (r.matched / r.events, math.sqrt(max(r.matched, 1)) / r.events)
+        out[f'raw clusters / event, {s} sample'] = (r.clusters, r.clusters_sd / math.sqrt(r.events))
+    c = beamline_candidates(np.random.default_rng(cfg.seed), 200_000); k = c[in_window('kaon', c)]
+    for row, v in (('protons in the kaon window', (k.species == 'proton').mean()), ('picky fraction of kaon-window events', k.picky.mean())):
+        out[row] = (float(v), math.sqrt(v * (1 - v) / len(k)))
+    mu = [simulate_event(cfg, 'proton', n_p + i, species='muon', p_wc=1000.) for i in range(n_mip)]
+    mip = np.concatenate([e.reco.dedx[5:-5] for e in mu if e.reco is not None and len(e.reco.dedx) > 20])
+    out['MIP most probable dE/dx [MeV/cm]'] = (mode_fwhm(mip, 120)[0], 0.02 * mode_fwhm(mip, 120)[0])
+    d = step_losses(np.random.default_rng(cfg.seed), 'muon', np.full(12 * 100_000, 1000.), 0.04, phys.mean_dedx('muon', 1000.) * 0.04)
+    out['MIP per-wire FWHM / xi'] = (mode_fwhm(d.reshape(-1, 12).sum(1))[1] / float(phys.landau_xi('muon', 1000., 0.48)), 0.02 * 4.02)
+    return out
+
+# %% ../nbs/02_detsim.ipynb #ffe5edf8
+def calibration_table(cfg:SimConfig, # the simulation config (3072 ticks)
+                      n:int=100, # events per sample through the dataset stage
+                      n_p:int=120, # beam-proton events for the max-ADC modes
+                      n_mip:int=20, # 1 GeV/c muon events for the MIP rows
+                     )->pd.DataFrame:
+    "The calibration table: each row simulated against real, its tolerance (+ 2 sigma statistical) and pass / known miss."
+    rows = []
+    for row, (sim, sig) in _calibration_values(cfg, n, n_p, n_mip).items():
+        real, tol = CALIBRATION_REAL[row]
+        if real is None: real = float(phys.mpv_dedx('muon', 1000., phys.EFFECTIVE_PITCH))
+        lo, hi = real if isinstance(real, tuple) else (real * (1 - tol), real * (1 + tol))
+        st = 'pass' if lo <= sim <= hi else 'pass (2 sigma)' if lo - 2 * sig <= sim <= hi + 2 * sig else 'known miss' if row in KNOWN_MISSES else 'FAIL'
+        rows.append(dict(row=row, simulated=sim, sigma=sig, real=real, band=f"{lo:.3g}-{hi:.3g}", status=st,
+                         why=KNOWN_MISSES.get(row, (None, ''))[1] if st == 'known miss' else ''))
+    return pd.DataFrame(rows).set_index('row')

@@ -12,19 +12,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import LarvaeError, load_config, pick_device
+from .config import load_config
+from .base import LarvaeError
+from .run import pick_device
 from .keys import TRACK_KEY
 from .run import atomic_path, atomic_write, output_dir
 from .images import apply_transform
 from .model import VAE, weighted_sse
 from .plotting import plot_style
-from .train import assign_split, get_split, load_images
+from .train import SPLIT_LABELS, assign_split, load_images, training_split
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, INFERENCE_DIR, INFERENCE_SUMMARY, MODEL_FILE, SPLIT_FILE,
                            TRANSFORM_FILE, RunDir, load_torch)
 
 # %% auto #0
-__all__ = ['Run', 'state_mismatch', 'load_run', 'encode_images', 'infer', 'Inference', 'load_inference', 'novelty_auc',
-           'plot_novelty', 'infer_cmd']
+__all__ = ['Run', 'state_mismatch', 'load_run', 'encode_images', 'set_labels', 'infer', 'Inference', 'load_inference',
+           'novelty_auc', 'plot_novelty', 'infer_cmd']
 
 # %% ../nbs/12_inference.ipynb #f19dd338
 @dataclass
@@ -80,17 +82,36 @@ def encode_images(run:Run, x:torch.Tensor, # (N, 2, H, W) raw ADC
     tc, dev = run.cfg.train, next(run.model.parameters()).device
     out = {k: [] for k in ('mu', 'logvar', 'recon_error', 'mse') + (('recon',) if save_recon else ())}
     model = run.model.eval().to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(run.cfg.data.random_seed) if tc.eval_z == 'sample' else None
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
             xb = apply_transform(x[i:i + batch_size], run.transform, run.stats).to(device=dev, dtype=torch.float32)
-            recon, mu, logvar = model(xb.contiguous(memory_format=torch.channels_last))
+            recon, mu, logvar = model(xb.contiguous(memory_format=torch.channels_last), sample=gen is not None, generator=gen)
             recon = recon.contiguous()
-            vals = {'mu': mu, 'logvar': logvar, 'recon_error': weighted_sse(recon, xb, tc.signal_threshold, tc.signal_weight),
-                    'mse': (recon - xb).square().flatten(1).mean(1), 'recon': recon}
+            mse = (recon - xb).square().flatten(1).mean(1)
+            vals = {'mu': mu, 'logvar': logvar, 'mse': mse, 'recon': recon, 'recon_error': mse if tc.recon_error == 'pixel_mse'
+                    else weighted_sse(recon, xb, tc.signal_threshold, tc.signal_weight)}
             for k in out: out[k].append(vals[k].cpu())
     lat, hw = run.cfg.model.latent, run.cfg.model.input_hw
     empty = {'mu': (0, lat), 'logvar': (0, lat), 'recon_error': (0,), 'mse': (0,), 'recon': (0, 2, hw, hw)}
     return {k: (torch.cat(v) if v else torch.zeros(empty[k])).numpy() for k, v in out.items()}
+
+# %% ../nbs/12_inference.ipynb #f5e06447
+def set_labels(keys:pd.DataFrame, # image keys with `sample`
+               run_dir, dc, # the run directory (its saved split) and its `data` config section
+              )->tuple[np.ndarray, list]:
+    "The inference set of every image ('' if none) and the sets in writing order."
+    trained = keys['sample'].isin(dc.species).to_numpy()
+    lab = np.full(len(keys), '', dtype=object)
+    lab[trained] = assign_split(keys[trained], training_split(Path(run_dir)/SPLIT_FILE, keys[trained], dc))
+    per_species = dc.balanced or list(dc.species) != ['proton']
+    names = [f'{s}_{p}' for s in dc.species for p in SPLIT_LABELS] if per_species else ['train', 'val']
+    if per_species: lab[trained] = keys['sample'][trained].to_numpy().astype(str) + '_' + lab[trained].astype(str)
+    others = sorted(set(keys['sample'][~trained]))
+    clash = [s for s in others if s in ('train', 'val') or s in names]
+    if clash: raise LarvaeError(f"sample label {clash[0]!r} clashes with the split names {names}; rename the sample in the manifest")
+    lab[~trained] = keys['sample'][~trained].to_numpy()
+    return lab, [n for n in names if (lab == n).any() or n in ('train', 'val')] + others
 
 # %% ../nbs/12_inference.ipynb #029c5c61
 def infer(run_dir, # a run directory written by `train`
@@ -99,7 +120,7 @@ def infer(run_dir, # a run directory written by `train`
           save_recon:bool=True, # store reconstructions (N x 2 x H x W float32)
           device:str|None=None, # default: the run's train.device
          )->dict:
-    "Write `<run>/inference/<set>.npz` for train, val and each non-proton sample; return {set: path}."
+    "Write `<run>/inference/<set>.npz` for train, val (or each trained species' splits) and each other sample; return {set: path}."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise LarvaeError(f"--batch-size {batch_size}: give a whole number of at least 1 image per batch")
     run = load_run(run_dir, device)
@@ -109,15 +130,9 @@ def infer(run_dir, # a run directory written by `train`
         if images is None: raise LarvaeError(f"{run.dir}: the run does not record its images file; pass --images")
     imgs = load_images(images)
     keys = imgs.keys.reset_index(drop=True)
-    prot = (keys['sample'] == 'proton').to_numpy()
-    lab = np.full(len(keys), '', dtype=object)
-    lab[prot] = assign_split(keys[prot], get_split(run.dir/SPLIT_FILE, keys[prot], run.cfg.data.val_split, run.cfg.data.random_seed))
-    others = sorted(set(keys['sample'][~prot]))
-    clash = [s for s in others if s in ('train', 'val')]
-    if clash: raise LarvaeError(f"sample label {clash[0]!r} clashes with the split names train/val; rename the sample in the manifest")
-    lab[~prot] = keys['sample'][~prot].to_numpy()
+    lab, names = set_labels(keys, run.dir, run.cfg.data)
     paths, summary = {}, {'sets': {}}
-    for name in ['train', 'val'] + others:
+    for name in names:
         sel = np.flatnonzero(lab == name)
         t0 = time.perf_counter()
         arrays = encode_images(run, imgs.x[torch.from_numpy(sel)], batch_size, save_recon)
@@ -142,16 +157,7 @@ class Inference:
     recon: np.ndarray|None
 
 # %% ../nbs/12_inference.ipynb #d115b8c4
-def load_inference(run_dir, # a run directory
-                   split:str, # 'train', 'val', 'kaon' or another sample label
-                  )->Inference:
-    "Read `<run>/inference/<split>.npz`."
-    d = Path(run_dir)/INFERENCE_DIR
-    p = RunDir(run_dir).inference_set(split)
-    if not p.is_file():
-        have = sorted(q.stem for q in d.glob('*.npz'))
-        raise LarvaeError(f"{p}: no inference output for {split!r}; " +
-                          (f"available: {', '.join(have)}" if have else f"run `larvae infer --run {run_dir}` first"))
+def _read_set(p:Path, run_dir)->Inference:
     try:
         with np.load(p, allow_pickle=False) as z:
             keys = pd.DataFrame({c: z[c] for c in TRACK_KEY + ('sample',)})
@@ -159,6 +165,23 @@ def load_inference(run_dir, # a run directory
     except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile):  # pickled data is refused, never run
         raise LarvaeError(f"{p}: not a larvae inference file, or written by an older larvae_nb; it was not loaded "
                           f"(loading it could run code); rerun `larvae infer --run {run_dir}`") from None
+
+def load_inference(run_dir, # a run directory
+                   split:str, # 'train', 'val', 'kaon', another sample label, or a per-species set such as 'kaon_val'
+                  )->Inference:
+    "Read `<run>/inference/<split>.npz`; a species of a per-species run: its sets (train, val, held out) concatenated."
+    d = Path(run_dir)/INFERENCE_DIR
+    p = RunDir(run_dir).inference_set(split)
+    if p.is_file(): return _read_set(p, run_dir)
+    parts = [RunDir(run_dir).inference_set(f'{split}_{s}') for s in SPLIT_LABELS]
+    parts = [q for q in parts if q.is_file()] if split not in ('train', 'val') else []
+    if parts:
+        sets = [_read_set(q, run_dir) for q in parts]
+        cat = lambda k: None if any(getattr(s, k) is None for s in sets) else np.concatenate([getattr(s, k) for s in sets])
+        return Inference(pd.concat([s.keys for s in sets], ignore_index=True), *(cat(k) for k in ('mu', 'logvar', 'recon_error', 'mse', 'recon')))
+    have = sorted(q.stem for q in d.glob('*.npz'))
+    raise LarvaeError(f"{p}: no inference output for {split!r}; " +
+                      (f"available: {', '.join(have)}" if have else f"run `larvae infer --run {run_dir}` first"))
 
 # %% ../nbs/12_inference.ipynb #f0bffff0
 def novelty_auc(run_dir, # a run directory with inference outputs

@@ -6,10 +6,10 @@
 from __future__ import annotations
 import pandas as pd
 
-from .config import LarvaeError
+from .base import LarvaeError
 
 # %% auto #0
-__all__ = ['EVENT_KEY', 'TRACK_KEY', 'key_text', 'check_keys']
+__all__ = ['EVENT_KEY', 'TRACK_KEY', 'key_text', 'check_keys', 'join_on_keys']
 
 # %% ../nbs/00a_keys.ipynb #e042fcac
 EVENT_KEY = ('run', 'subrun', 'event')
@@ -33,3 +33,26 @@ def check_keys(df:pd.DataFrame, # a keyed table
     if dup.any():
         raise LarvaeError(f"{name}: {int(dup.sum())} rows with a duplicate key, first {key_text(df[dup].iloc[0], keys)}; {fix}")
     return df
+
+# %% ../nbs/00a_keys.ipynb #a286717d
+def join_on_keys(latents_df:pd.DataFrame, # keyed latents (see `latent_frame`)
+                 features_df:pd.DataFrame, # keyed features (or any keyed table)
+                 keys=TRACK_KEY, # the join key; `sample` is added when both tables have it
+                 names=('latents', 'features'), # the two tables' names, for messages
+                 many_to_one:bool=False, # allow several left rows per right key (tracks joined to event truth)
+                )->pd.DataFrame:
+    "Inner join on keys, sorted by key; `.attrs['join']` counts matched and unmatched rows."
+    keys = list(keys) + (['sample'] if 'sample' in latents_df and 'sample' in features_df and 'sample' not in keys else [])
+    if many_to_one: check_keys(latents_df.drop_duplicates(keys), keys, names[0])
+    else: check_keys(latents_df, keys, names[0])
+    check_keys(features_df, keys, names[1])
+    try: m = latents_df.merge(features_df, on=keys, how='inner', suffixes=('', f'_{names[1]}'),
+                              validate='many_to_one' if many_to_one else 'one_to_one')
+    except ValueError as e: raise LarvaeError(f"cannot join {names[0]} and {names[1]} on {keys}: {e}") from None
+    if not len(m):
+        raise LarvaeError(f"no row of {names[0]} ({len(latents_df)} rows) matches {names[1]} ({len(features_df)} rows) "
+                          f"on {keys}; were both made from the same dataset?")
+    m = m.sort_values(keys, kind='mergesort').reset_index(drop=True)
+    m.attrs['join'] = dict(keys=keys, n_matched=len(m), **{f'n_{names[0]}': len(latents_df), f'n_{names[1]}': len(features_df),
+                           f'unmatched_{names[0]}': len(latents_df) - len(m), f'unmatched_{names[1]}': len(features_df) - len(m)})
+    return m

@@ -4,46 +4,29 @@
 
 # %% ../nbs/14_latents.ipynb #228b3061
 from __future__ import annotations
-import json, re, warnings
+import re
 from collections.abc import Mapping
-from contextlib import contextmanager
 from itertools import combinations
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import mutual_info_regression
-from sklearn.linear_model import Lasso, LogisticRegression, Ridge
-from sklearn.metrics import (accuracy_score, adjusted_rand_score, balanced_accuracy_score, cohen_kappa_score, mean_absolute_error,
-                             mean_squared_error, mutual_info_score, r2_score, roc_auc_score, roc_curve)
+from sklearn.metrics import adjusted_rand_score, r2_score
 from sklearn.mixture import GaussianMixture
-from sklearn.model_selection import KFold, StratifiedKFold
-from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from .config import AnalysisConfig, LarvaeError, did_you_mean, load_config, warn
-from .keys import EVENT_KEY, TRACK_KEY
-from .run import atomic_path, atomic_write, output_dir
-from .plotting import plot_style, savefig
+from .base import LarvaeError
+from .keys import TRACK_KEY, join_on_keys
+from .latent_figures import (PLANES, correlation_figures, feature_auc_figure, nonlinear_figures, probe_figure,
+                                      separation_figure, traversal_figure, variance_figure)
+from .metrics import (active_units, agreement_table, category_r2, cluster_purity, cv_probe, cv_regress,
+                               participation_ratio, pmap, quiet, spearman, univariate_r2)
 
 # %% auto #0
 __all__ = ['LATENT_PREFIX', 'SYNTH_CATEGORIES', 'NON_FEATURE_COLUMNS', 'PID_COLUMN', 'TRAVERSAL_STEPS', 'TRAVERSAL_SPAN',
-           'PLANES', 'MLP_MAX_ITER', 'ANALYSIS_JOBS', 'MAX_PAIR_DIMS', 'PERMUTATION_REPEATS', 'ACTIVE_UNIT_THRESHOLD',
-           'PURITY_TARGET', 'MIG_BINS', 'DCI_TREES', 'DCI_LASSO_ALPHA', 'ANALYSES', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN',
-           'RECON_FIELDS', 'CHI2_SCORES', 'TRUTH_FACTORS', 'SCORE_COLUMN_NAMES', 'CNN_COLUMN', 'TRUTH_NEEDS',
-           'TRUTH_FIX', 'METHOD_LABELS', 'ROLE_LABELS', 'latent_columns', 'latent_frame', 'join_on_keys',
-           'synthetic_latents', 'feature_columns', 'plain', 'spearman', 'univariate_r2', 'category_r2',
-           'dimension_roles', 'correlation', 'traversal_grid', 'traversal', 'pmap', 'make_classifier', 'cv_probe',
-           'agreement_table', 'logistic', 'make_regressor', 'permutation_r2', 'cv_regress', 'nonlinear', 'feature_auc',
-           'participation_ratio', 'active_units', 'cluster_purity', 'separation', 'efficiency_at_purity',
-           'pid_roc_table', 'mig', 'dci', 'check_analyses', 'read_table', 'resolve_loader', 'load_latents',
-           'case_figure', 'hardest_images', 'read_scores', 'join_cnn', 'save_outputs', 'run_decoder', 'analyse',
-           'summary', 'analyse_cmd']
+           'MAX_PAIR_DIMS', 'latent_columns', 'latent_frame', 'synthetic_latents', 'feature_columns', 'plain',
+           'dimension_roles', 'correlation', 'traversal_grid', 'traversal', 'logistic', 'nonlinear', 'feature_auc',
+           'separation']
 
 # %% ../nbs/14_latents.ipynb #8035e13f
 LATENT_PREFIX = 'z'  # latent columns are z0, z1, ... (posterior means)
@@ -62,38 +45,6 @@ def latent_frame(keys:pd.DataFrame, # one row per track: the key columns (and sa
         raise LarvaeError(f"latents of shape {mu.shape} do not fit {len(keys)} key rows; expected (n_keys, latent)")
     z = pd.DataFrame(mu, columns=[f'{LATENT_PREFIX}{i}' for i in range(mu.shape[1])])
     return pd.concat([keys.reset_index(drop=True), z], axis=1)
-
-# %% ../nbs/14_latents.ipynb #b14e1ea7
-def _check_keys(df:pd.DataFrame, keys:list, name:str):
-    "Raise when `df` lacks a key column or holds a key twice."
-    missing = [k for k in keys if k not in df.columns]
-    if missing: raise LarvaeError(f"{name}: missing key column(s) {missing}; every table must carry {list(keys)}")
-    dup = df.duplicated(keys)
-    if dup.any():
-        raise LarvaeError(f"{name}: {int(dup.sum())} duplicate key(s), first {df.loc[dup, keys].iloc[0].to_dict()}; "
-                          "each track must appear once")
-
-def join_on_keys(latents_df:pd.DataFrame, # keyed latents (see `latent_frame`)
-                 features_df:pd.DataFrame, # keyed features (or any keyed table)
-                 keys=TRACK_KEY, # the join key; `sample` is added when both tables have it
-                 names=('latents', 'features'), # the two tables' names, for messages
-                 many_to_one:bool=False, # allow several left rows per right key (tracks joined to event truth)
-                )->pd.DataFrame:
-    "Inner join on keys, sorted by key; `.attrs['join']` counts matched and unmatched rows."
-    keys = list(keys) + (['sample'] if 'sample' in latents_df and 'sample' in features_df and 'sample' not in keys else [])
-    if many_to_one: _check_keys(latents_df.drop_duplicates(keys), keys, names[0])
-    else: _check_keys(latents_df, keys, names[0])
-    _check_keys(features_df, keys, names[1])
-    try: m = latents_df.merge(features_df, on=keys, how='inner', suffixes=('', f'_{names[1]}'),
-                              validate='many_to_one' if many_to_one else 'one_to_one')
-    except ValueError as e: raise LarvaeError(f"cannot join {names[0]} and {names[1]} on {keys}: {e}") from None
-    if not len(m):
-        raise LarvaeError(f"no row of {names[0]} ({len(latents_df)} rows) matches {names[1]} ({len(features_df)} rows) "
-                          f"on {keys}; were both made from the same dataset?")
-    m = m.sort_values(keys, kind='mergesort').reset_index(drop=True)
-    m.attrs['join'] = dict(keys=keys, n_matched=len(m), **{f'n_{names[0]}': len(latents_df), f'n_{names[1]}': len(features_df),
-                           f'unmatched_{names[0]}': len(latents_df) - len(m), f'unmatched_{names[1]}': len(features_df) - len(m)})
-    return m
 
 # %% ../nbs/14_latents.ipynb #36ef2deb
 def synthetic_latents(n:int=200, # tracks, half proton half kaon
@@ -118,8 +69,8 @@ def synthetic_latents(n:int=200, # tracks, half proton half kaon
 SYNTH_CATEGORIES = {'peak_adc': 'calorimetry', 'width': 'topology', 'noise': 'topology'}
 
 # %% ../nbs/14_latents.ipynb #7d4acda6
-NON_FEATURE_COLUMNS = set(TRACK_KEY) | {'sample', 'split', 'row', 'file', 'entry', 'particle_hypothesis', 'match_score'}
-PID_COLUMN = re.compile(r'^(chi2|pida|llr|loglik|beamline|truth|recon|cnn_|cal_|z\d+$)')  # PID scores (incl. the CNN's and own-cluster ones), beamline and latent columns
+NON_FEATURE_COLUMNS = set(TRACK_KEY) | {'sample', 'split', 'row', 'file', 'entry', 'particle_hypothesis', 'match_score', 'n_event_tracks'}
+PID_COLUMN = re.compile(r'^(chi2|pida|llr|loglik|beamline|truth|recon|cnn_|cal_|baseline_|z\d+$)')  # PID scores (incl. the CNN's, own-cluster and baseline ones), beamline and latent columns
 
 def feature_columns(df:pd.DataFrame)->list[str]:
     "Numeric feature columns of `df`: not keys, bookkeeping, PID results or latents."
@@ -137,54 +88,15 @@ def plain(x):
     if isinstance(x, (float, np.floating)): return float(x) if np.isfinite(x) else None
     return x
 
-def _heatmap(ax, m:pd.DataFrame, label:str, vmin=-1., vmax=1., cmap='RdBu_r'):
-    "Draw `m` (rows x columns) as a heatmap with its colour bar."
-    im = ax.imshow(m.values.astype(float), vmin=vmin, vmax=vmax, cmap=cmap, aspect='auto')
-    ax.set_xticks(range(m.shape[1]), [str(c) for c in m.columns], rotation=90, fontsize=8)
-    ax.set_yticks(range(m.shape[0]), [str(c) for c in m.index], fontsize=8)
-    ax.figure.colorbar(im, ax=ax, label=label)
-    return im
-
-# %% ../nbs/14_latents.ipynb #be792314
-def spearman(a:pd.DataFrame, b:pd.DataFrame, method:str='spearman')->pd.DataFrame:
-    "Rank (or Pearson) correlation of every column of `a` with every column of `b`; undefined -> 0."
-    bb = b.reset_index(drop=True).add_prefix('\0')  # distinct names even when b is a
-    c = pd.concat([a.reset_index(drop=True), bb], axis=1).corr(method=method).loc[list(a.columns), list(bb.columns)]
-    c.columns = b.columns
-    return c.fillna(0.)
-
-def univariate_r2(Z:pd.DataFrame, F:pd.DataFrame)->pd.DataFrame:
-    "R² of the least-squares line predicting each feature from each single latent dimension."
-    return spearman(Z, F, method='pearson')**2
-
-def category_r2(r2:pd.DataFrame, # univariate R², dims x features
-                categories:dict|None=None, # feature -> category; unmapped features are 'other'
-               )->pd.DataFrame:
-    "Mean univariate R² per dimension over the features of each category (dims x categories)."
-    cats = pd.Series({f: (categories or {}).get(f, 'other') for f in r2.columns})
-    return pd.DataFrame({c: r2[cats.index[cats == c]].mean(axis=1) for c in sorted(cats.unique())})
-
 # %% ../nbs/14_latents.ipynb #0ea684b5
-def _corr_figures(rho:dict, ff:pd.DataFrame, cat:pd.DataFrame)->dict:
-    import matplotlib.pyplot as plt
-    figs = {}
-    with plot_style():
-        fig, axs = plt.subplots(1, len(rho), figsize=(6*len(rho), 5), squeeze=False)
-        for ax, (name, m) in zip(axs[0], rho.items()):
-            _heatmap(ax, m, 'Spearman ρ'); ax.set_title(name, fontsize=12)
-            ax.set_xlabel('feature'); ax.set_ylabel('latent dimension')
-        fig.tight_layout(); figs['correlation_heatmap'] = fig
-        fig, ax = plt.subplots(figsize=(7, 6))
-        _heatmap(ax, ff, 'Spearman ρ'); ax.set_xlabel('feature'); ax.set_ylabel('feature')
-        fig.tight_layout(); figs['feature_correlation'] = fig
-        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(cat)), 4.5))
-        bottom = np.zeros(len(cat))
-        for c in cat.columns:
-            ax.bar(range(len(cat)), cat[c].values, bottom=bottom, label=c); bottom += cat[c].values
-        ax.set_xticks(range(len(cat)), cat.index); ax.set_xlabel('latent dimension')
-        ax.set_ylabel('mean univariate linear $R^2$ [fraction]'); ax.legend(fontsize=9)
-        fig.tight_layout(); figs['variance_decomposition'] = fig
-    return figs
+def _rho_by_sample(Z:pd.DataFrame, F:pd.DataFrame, sample=None)->dict:
+    "Spearman ρ (dims x features) on all tracks, and within each sample of more than two tracks."
+    rho = {'all': spearman(Z, F)}
+    if sample is not None:
+        sample = np.asarray(sample)
+        for s in sorted(set(sample)):
+            if (sample == s).sum() > 2: rho[s] = spearman(Z[sample == s], F[sample == s])
+    return rho
 
 def dimension_roles(rho:pd.DataFrame, # Spearman ρ, dims x features (all tracks)
                     cat:pd.DataFrame, # mean univariate R² per category, dims x categories (`category_r2`)
@@ -199,6 +111,7 @@ def dimension_roles(rho:pd.DataFrame, # Spearman ρ, dims x features (all tracks
                   'top_feature': top, 'rho': None if top is None else float(rho.loc[d, top])}
     return out
 
+# %% ../nbs/14_latents.ipynb #68b6d89d
 def correlation(Z:pd.DataFrame, # latents, one column per dimension
                 F:pd.DataFrame, # features, same rows as Z
                 sample=None, # per-row sample labels, for per-sample matrices
@@ -207,26 +120,19 @@ def correlation(Z:pd.DataFrame, # latents, one column per dimension
                 plot:bool=True, # also return figures
                )->dict:
     "Spearman latents x features (all, per sample), feature-feature ρ and the R² decomposition by category."
-    rho = {'all': spearman(Z, F)}
-    if sample is not None:
-        sample = np.asarray(sample)
-        for s in sorted(set(sample)):
-            if (sample == s).sum() > 2: rho[s] = spearman(Z[sample == s], F[sample == s])
-    ff, r2 = spearman(F, F), univariate_r2(Z, F)
-    cat = category_r2(r2, categories)
-    absr = rho['all'].abs()
+    rho, ff, r2 = _rho_by_sample(Z, F, sample), spearman(F, F), univariate_r2(Z, F)
+    cat, absr = category_r2(r2, categories), rho['all'].abs()
     out = {'spearman': {k: m.to_dict() for k, m in rho.items()}, 'feature_feature': ff.to_dict(),
            'r2': r2.to_dict(), 'r2_by_category': cat.to_dict(),
            'best_dim': {f: {'dim': absr[f].idxmax(), 'rho': rho['all'].loc[absr[f].idxmax(), f]} for f in F.columns},
            'n_constant': int((Z.nunique() <= 1).sum() + (F.nunique() <= 1).sum()), 'n_rows': len(Z),
            'dimension_roles': dimension_roles(rho['all'], cat)}
-    if plot: out['figures'] = _corr_figures(rho, ff, cat)
+    if plot: out['figures'] = correlation_figures(rho, ff) | {'variance_decomposition': variance_figure(cat)}
     return out
 
 # %% ../nbs/14_latents.ipynb #d4d9e295
 TRAVERSAL_STEPS = 9  # decoded points per dimension
 TRAVERSAL_SPAN = 2.  # sweep half-width [sigma]
-PLANES = ('collection', 'induction')  # image channels 0 and 1
 
 def traversal_grid(decode:Callable, # latent tensor (B, d) -> images (B, 2, H, W)
                    anchor:np.ndarray, # (d,) the latent point to start from
@@ -246,19 +152,6 @@ def traversal_grid(decode:Callable, # latent tensor (B, d) -> images (B, 2, H, W
     return x.reshape(d, n_steps, *x.shape[1:])
 
 # %% ../nbs/14_latents.ipynb #ef32a42a
-def _traversal_figure(grid:np.ndarray, span:float):
-    import matplotlib.pyplot as plt
-    d, n, _, h, w = grid.shape
-    with plot_style():
-        fig, axs = plt.subplots(1, 2, figsize=(2 + 0.9*n*2, 1 + 0.9*d))
-        for p, ax in enumerate(axs):
-            mosaic = grid[:, :, p].transpose(0, 2, 1, 3).reshape(d*h, n*w)
-            ax.imshow(mosaic, aspect='auto', cmap='viridis', extent=(-span - 0.5*2*span/(n-1), span + 0.5*2*span/(n-1), d - 0.5, -0.5))
-            ax.set_yticks(range(d)); ax.set_xlabel('latent shift [σ]'); ax.set_ylabel('latent dimension')
-            ax.set_title(f'{PLANES[p]} plane', fontsize=12)
-        fig.tight_layout()
-    return fig
-
 def traversal(decode:Callable, # latent tensor (B, d) -> images (B, 2, H, W)
               anchor:np.ndarray, # (d,) anchor latent
               sigma:np.ndarray, # (d,) per-dimension spread
@@ -270,76 +163,33 @@ def traversal(decode:Callable, # latent tensor (B, d) -> images (B, 2, H, W)
     sens = np.abs(g[:, -1] - g[:, 0]).mean(axis=(2, 3))  # (d, 2)
     out = {'sensitivity': {p: {f'{LATENT_PREFIX}{j}': sens[j, i] for j in range(len(g))} for i, p in enumerate(PLANES)},
            'n_steps': n_steps, 'span_sigma': span}
-    if plot: out['figures'] = {'latent_traversal': _traversal_figure(g, span)}
+    if plot: out['figures'] = {'latent_traversal': traversal_figure(g, span)}
     return out
 
 # %% ../nbs/14_latents.ipynb #603c8e4a
-MLP_MAX_ITER = 400  # Adam epochs for the probe and regression MLPs
-
-ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
-
-@contextmanager
-def _quiet():
-    "Silence convergence warnings of small sklearn fits."
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', ConvergenceWarning)
-        yield
-
-def pmap(fn:Callable, # a module-level function
-         tasks:list, # one tuple of positional arguments per call
-         n_jobs:int=1, # worker processes; 1 runs in this process
-        )->list:
-    "`[fn(*t) for t in tasks]`, in `n_jobs` joblib worker processes when `n_jobs > 1`; results in task order."
-    if n_jobs == 1 or len(tasks) < 2: return [fn(*t) for t in tasks]
-    from joblib import Parallel, delayed
-    return Parallel(n_jobs=n_jobs)(delayed(fn)(*t) for t in tasks)
-
-def make_classifier(kind:str, seed:int):
-    "A standardised logistic regression (class-balanced) or MLP (32, 16) classifier."
-    if kind == 'logistic': return make_pipeline(StandardScaler(), LogisticRegression(class_weight='balanced', max_iter=2000))
-    if kind == 'mlp': return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=MLP_MAX_ITER, random_state=seed))
-    raise LarvaeError(f"unknown probe model {kind!r}; {did_you_mean(kind, ('logistic', 'mlp'))}")
-
-def cv_probe(X:np.ndarray, # (n, k) inputs
-             y:np.ndarray, # (n,) binary labels, 1 = kaon
-             kind:str='logistic', # 'logistic' or 'mlp'
-             folds:int=5, seed:int=0)->dict:
-    "Stratified k-fold probe: pooled out-of-fold AUC and accuracy, fold-AUC spread, and the scores."
-    X, y = np.asarray(X, float).reshape(len(y), -1), np.asarray(y).astype(int)
-    if min(np.bincount(y, minlength=2)) < folds:
-        raise LarvaeError(f"a probe needs at least {folds} tracks of each class; got {np.bincount(y, minlength=2).tolist()}")
-    prob, aucs = np.zeros(len(y)), []
-    with _quiet():
-        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
-            prob[te] = make_classifier(kind, seed).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
-            aucs.append(roc_auc_score(y[te], prob[te]))
-    return {'auc': roc_auc_score(y, prob), 'auc_std': float(np.std(aucs)), 'accuracy': accuracy_score(y, prob > 0.5), 'prob': prob}
-
-# %% ../nbs/14_latents.ipynb #468c5727
 MAX_PAIR_DIMS = 8  # probe all pairs only up to this many dimensions
 
-def agreement_table(probe_kaon:np.ndarray, # (n,) bool, the probe says kaon
-                    ref_kaon:np.ndarray, # (n,) reference says kaon (float with NaN where it has no answer)
-                   )->dict:
-    "Event-level counts of probe vs reference labels, their agreement fraction and Cohen's kappa."
-    ref = np.asarray(ref_kaon, float); ok = np.isfinite(ref)
-    a, b = np.asarray(probe_kaon, bool)[ok], ref[ok].astype(bool)
-    return {'n_both_kaon': int((a & b).sum()), 'n_both_proton': int((~a & ~b).sum()), 'n_probe_kaon_ref_proton': int((a & ~b).sum()),
-            'n_probe_proton_ref_kaon': int((~a & b).sum()), 'agreement': float((a == b).mean()) if ok.any() else 0.,
-            'cohen_kappa': float(cohen_kappa_score(a, b)) if len(set(a)) > 1 or len(set(b)) > 1 else 0., 'n_no_reference': int((~ok).sum())}
+def _probe_sets(dims:list)->list[tuple]:
+    "(group, name, columns) of every probe: each dimension, all of them, and every pair when there are 3 to `MAX_PAIR_DIMS`."
+    sets = [('single', c, [c]) for c in dims] + [('all', None, dims)]
+    if 2 < len(dims) <= MAX_PAIR_DIMS: sets += [('pairs', f'{a}+{b}', [a, b]) for a, b in combinations(dims, 2)]
+    return sets
 
-def _probe_figure(single:dict, allres:dict):
-    import matplotlib.pyplot as plt
-    with plot_style():
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for i, (kind, res) in enumerate(single.items()):
-            dims = list(res)
-            ax.bar(np.arange(len(dims)) + 0.4*i - 0.2, [res[k]['auc'] for k in dims], width=0.4, label=f'{kind}, single dimension')
-            ax.axhline(allres[kind]['auc'], ls='--', color=f'C{i}', label=f'{kind}, all dimensions')
-        ax.set_xticks(range(len(dims)), dims); ax.set_xlabel('latent dimension'); ax.set_ylabel('proton/kaon AUC [fraction]')
-        ax.set_ylim(0.4, 1.05); ax.legend(fontsize=8); fig.tight_layout()
-    return fig
+# %% ../nbs/14_latents.ipynb #468c5727
+def _probe_results(res:dict, # (group, name, model) -> `cv_probe` result
+                   dims:list, models:tuple, y:np.ndarray, n_hardest:int)->dict:
+    "Single, pair and all-dimension numbers per model; the hardest cases and the out-of-fold scores of the first model."
+    num = lambda r: {k: r[k] for k in ('auc', 'auc_std', 'accuracy')}
+    single = {m: {c: num(res['single', c, m]) for c in dims} for m in models}
+    pairs = {m: {n: num(r) for (g, n, mm), r in res.items() if g == 'pairs' and mm == m} for m in models} if 2 < len(dims) <= MAX_PAIR_DIMS else {}
+    full = {m: res['all', None, m] for m in models}
+    prob = full[models[0]]['prob']
+    hard = np.argsort(-np.abs(prob - y), kind='stable')[:n_hardest]
+    return {'single': single, 'pairs': pairs, 'all': {m: num(r) for m, r in full.items()}, 'hardest': hard.tolist(),
+            'hardest_score': prob[hard].tolist(), 'n_proton': int((y == 0).sum()), 'n_kaon': int(y.sum()),
+            'arrays': {'probe_kaon_prob': prob} | ({'mlp_probe_kaon_prob': full['mlp']['prob']} if 'mlp' in full and models[0] != 'mlp' else {})}
 
+# %% ../nbs/14_latents.ipynb #23e6e9a3
 def logistic(Z:pd.DataFrame, # latents of validation protons and kaons
              is_kaon:np.ndarray, # (n,) true label of the sample, 1 = kaon
              reference:np.ndarray|None=None, # (n,) reference kaon label (e.g. chi2 hypothesis == kaon), NaN = none
@@ -347,121 +197,78 @@ def logistic(Z:pd.DataFrame, # latents of validation protons and kaons
              n_hardest:int=8, # how many hardest cases to return
              plot:bool=True,
              n_jobs:int=1, # worker processes for the probes (see `pmap`)
+             groups=None, # (n,) event of each track: folds never split an event
             )->dict:
     "Proton/kaon probe AUC and accuracy on single dims, pairs (<= 8 dims) and all dims; agreement; hardest cases."
     y, dims = np.asarray(is_kaon).astype(int), list(Z.columns)
-    num = lambda r: {k: r[k] for k in ('auc', 'auc_std', 'accuracy')}
-    sets = [('single', c, [c]) for c in dims] + [('all', None, dims)]
-    if 2 < len(dims) <= MAX_PAIR_DIMS: sets += [('pairs', f'{a}+{b}', [a, b]) for a, b in combinations(dims, 2)]
+    sets = _probe_sets(dims)
     tasks = [(group, name, m) for group, name, _ in sets for m in models]
-    res = dict(zip(tasks, pmap(cv_probe, [(Z[cols].values, y, m, folds, seed) for _, _, cols in sets for m in models], n_jobs)))
-    single = {m: {c: num(res['single', c, m]) for c in dims} for m in models}
-    pairs = {m: {n: num(r) for (g, n, mm), r in res.items() if g == 'pairs' and mm == m} for m in models} if 2 < len(dims) <= MAX_PAIR_DIMS else {}
-    full = {m: res['all', None, m] for m in models}
-    prob = full[models[0]]['prob']
-    hard = np.argsort(-np.abs(prob - y), kind='stable')[:n_hardest]
-    out = {'single': single, 'pairs': pairs, 'all': {m: num(r) for m, r in full.items()}, 'hardest': hard.tolist(),
-           'hardest_score': prob[hard].tolist(), 'n_proton': int((y == 0).sum()), 'n_kaon': int(y.sum()),
-           'arrays': {'probe_kaon_prob': prob} | ({'mlp_probe_kaon_prob': full['mlp']['prob']} if 'mlp' in full and models[0] != 'mlp' else {})}
-    if reference is not None: out['agreement'] = agreement_table(prob > 0.5, reference)
-    if plot: out['figures'] = {'linear_probe': _probe_figure(single, full)}
+    res = dict(zip(tasks, pmap(cv_probe, [(Z[cols].values, y, m, folds, seed, groups) for _, _, cols in sets for m in models], n_jobs)))
+    out = _probe_results(res, dims, models, y, n_hardest)
+    if reference is not None: out['agreement'] = agreement_table(out['arrays']['probe_kaon_prob'] > 0.5, reference)
+    if plot: out['figures'] = {'linear_probe': probe_figure(out['single'], out['all'])}
     return out
 
-# %% ../nbs/14_latents.ipynb #80353b80
-PERMUTATION_REPEATS = 5  # shuffles per dimension for permutation importance
-
-def make_regressor(kind:str, seed:int):
-    "Standardised ridge or MLP (16, 16) regressor with a standardised target."
-    if kind == 'ridge': m = make_pipeline(StandardScaler(), Ridge(alpha=1.))
-    elif kind == 'mlp': m = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(16, 16), max_iter=MLP_MAX_ITER, random_state=seed))
-    else: raise LarvaeError(f"unknown regressor {kind!r}; {did_you_mean(kind, ('ridge', 'mlp'))}")
-    return TransformedTargetRegressor(m, transformer=StandardScaler())
-
-def permutation_r2(model, # a fitted regressor
-                   X:np.ndarray, # (n, d) held-out inputs
-                   y:np.ndarray, # (n,) held-out targets
-                   n_repeats:int=PERMUTATION_REPEATS, seed:int=0)->np.ndarray:
-    "Mean drop of R² when each input column is shuffled (sklearn's `permutation_importance`, one batched predict)."
-    X = np.asarray(X, float); n, d = X.shape
-    col_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)  # as sklearn draws it
-    blocks = []
-    for c in range(d):  # the same cumulative shuffles as sklearn, per column
-        rng, Xp, idx = np.random.RandomState(col_seed), X.copy(), np.arange(n)
-        for _ in range(n_repeats):
-            rng.shuffle(idx); Xp[:, c] = Xp[idx, c]; blocks.append(Xp.copy())
-    pred = model.predict(np.concatenate(blocks)).reshape(d, n_repeats, n)
-    base = r2_score(y, model.predict(X))
-    return np.array([[base - r2_score(y, pred[c, k]) for k in range(n_repeats)] for c in range(d)]).mean(1)
-
-def cv_regress(X:np.ndarray, y:np.ndarray, kind:str='ridge', folds:int=5, seed:int=0, importance:bool=False)->dict:
-    "k-fold out-of-fold predictions, R², MAE, RMSE and (optionally) mean permutation importance per input."
-    pred, imp = np.zeros(len(y)), np.zeros(X.shape[1])
-    with _quiet():
-        for tr, te in KFold(folds, shuffle=True, random_state=seed).split(X):
-            m = make_regressor(kind, seed).fit(X[tr], y[tr]); pred[te] = m.predict(X[te])
-            if importance: imp += permutation_r2(m, X[te], y[te], PERMUTATION_REPEATS, seed)/folds
-    return {'r2': r2_score(y, pred), 'mae': mean_absolute_error(y, pred), 'rmse': float(np.sqrt(mean_squared_error(y, pred))),
-            'pred': pred, 'importance': imp}
-
 # %% ../nbs/14_latents.ipynb #ebd0f4c8
-def _nonlinear_figures(res:dict, dims:list)->dict:
-    import matplotlib.pyplot as plt
-    feats = list(res)
-    figs = {}
-    with plot_style():
-        fig, ax = plt.subplots(figsize=(max(6, 0.5*len(feats)), 4.5))
-        x = np.arange(len(feats))
-        ax.bar(x - 0.2, [res[f]['r2_ridge'] for f in feats], 0.4, label='ridge')
-        ax.bar(x + 0.2, [res[f]['r2_mlp'] for f in feats], 0.4, label='MLP (16, 16)')
-        ax.set_xticks(x, feats, rotation=90); ax.set_xlabel('feature'); ax.set_ylabel('5-fold $R^2$ [fraction]')
-        ax.legend(fontsize=9); fig.tight_layout(); figs['nonlinear_r2'] = fig
-        for key, label in (('permutation_importance', 'permutation importance [ΔR²]'), ('mutual_information', 'mutual information [nats]')):
-            m = pd.DataFrame({f: res[f][key] for f in feats}).loc[dims]
-            fig, ax = plt.subplots(figsize=(max(6, 0.5*len(feats)), 5))
-            _heatmap(ax, m, label, vmin=0, vmax=max(float(m.values.max()), 1e-9), cmap='viridis')
-            ax.set_xlabel('feature'); ax.set_ylabel('latent dimension'); fig.tight_layout(); figs[key] = fig
-    return figs
-
-def _regress_feature(X:np.ndarray, y:np.ndarray, folds:int, seed:int)->tuple[dict, np.ndarray]:
-    "Ridge and MLP cross-validated regressions of one feature, and the mutual information of each input with it."
-    r = {k: cv_regress(X, y, k, folds, seed, importance=k == 'mlp') for k in ('ridge', 'mlp')}
+def _regress_feature(X:np.ndarray, y:np.ndarray, folds:int, seed:int, groups=None)->tuple[dict, np.ndarray]:
+    "Ridge and MLP event-grouped cross-validated regressions of one feature, and the mutual information of each input with it."
+    r = {k: cv_regress(X, y, k, folds, seed, importance=k == 'mlp', groups=groups) for k in ('ridge', 'mlp')}
     return r, mutual_info_regression(X, y, random_state=seed)
+
+def _regressible(F:pd.DataFrame, folds:int)->tuple[list, dict]:
+    "Features with enough finite, varying values to regress, as (name, values, finite mask); the others with the reason."
+    todo, skipped = [], {}
+    for f in F.columns:
+        y = F[f].values.astype(float); ok = np.isfinite(y)
+        if ok.sum() < 2*folds or np.ptp(y[ok]) == 0: skipped[f] = f'{int(ok.sum())} finite values, spread {np.ptp(y[ok]) if ok.any() else 0:g}'
+        else: todo.append((f, y, ok))
+    return todo, skipped
+
+# %% ../nbs/14_latents.ipynb #0005b84f
+def _feature_numbers(r:dict, mi:np.ndarray, y:np.ndarray, ok:np.ndarray, dims:list, sample)->dict:
+    "One feature's ridge and MLP R² (overall and per sample), MAE, RMSE, permutation importance and mutual information."
+    out = {'r2_ridge': r['ridge']['r2'], 'r2_mlp': r['mlp']['r2'], 'r2_gap': r['mlp']['r2'] - r['ridge']['r2'],
+           'mae_ridge': r['ridge']['mae'], 'mae_mlp': r['mlp']['mae'], 'rmse_ridge': r['ridge']['rmse'], 'rmse_mlp': r['mlp']['rmse'],
+           'n_missing': int((~ok).sum()), 'informative': bool(r['mlp']['r2'] > 0), 'permutation_importance': dict(zip(dims, r['mlp']['importance'])),
+           'mutual_information': dict(zip(dims, mi))}
+    if sample is not None:
+        out['per_sample'] = {s: {k: r2_score(y[ok][sample[ok] == s], r[k]['pred'][sample[ok] == s]) for k in ('ridge', 'mlp')}
+                             for s in sorted(set(sample[ok])) if (sample[ok] == s).sum() > 2 and np.ptp(y[ok][sample[ok] == s]) > 0}
+    return out
+
+# %% ../nbs/14_latents.ipynb #35b4913c
+def _importance_ranking(res:dict, dims:list)->dict:
+    "Per dimension, the informative features (cross-validated MLP R² > 0) by decreasing permutation importance."
+    good = [f for f, r in res.items() if r['informative']]
+    return {d: sorted(good, key=lambda f: -res[f]['permutation_importance'][d]) for d in dims}
 
 def nonlinear(Z:pd.DataFrame, # latents
               F:pd.DataFrame, # features, same rows
               sample=None, # per-row sample labels, for per-sample R²
               folds:int=5, seed:int=0, plot:bool=True,
               n_jobs:int=1, # worker processes, one feature per task (see `pmap`)
+              groups=None, # (n,) event of each track: folds never split an event
              )->dict:
-    "Ridge vs MLP R² per feature and their gap, per-sample R², MAE/RMSE, permutation importance and MI per dimension."
-    X, dims, res, skipped = Z.values.astype(float), list(Z.columns), {}, {}
-    sample = None if sample is None else np.asarray(sample)
-    todo = []
-    for f in F.columns:
-        y = F[f].values.astype(float); ok = np.isfinite(y)
-        if ok.sum() < 2*folds or np.ptp(y[ok]) == 0: skipped[f] = f'{int(ok.sum())} finite values, spread {np.ptp(y[ok]) if ok.any() else 0:g}'
-        else: todo.append((f, y, ok))
-    fits = pmap(_regress_feature, [(X[ok], y[ok], folds, seed) for _, y, ok in todo], n_jobs)
-    for (f, y, ok), (r, mi) in zip(todo, fits):
-        out = {'r2_ridge': r['ridge']['r2'], 'r2_mlp': r['mlp']['r2'], 'r2_gap': r['mlp']['r2'] - r['ridge']['r2'],
-               'mae_ridge': r['ridge']['mae'], 'mae_mlp': r['mlp']['mae'], 'rmse_ridge': r['ridge']['rmse'], 'rmse_mlp': r['mlp']['rmse'],
-               'n_missing': int((~ok).sum()), 'permutation_importance': dict(zip(dims, r['mlp']['importance'])),
-               'mutual_information': dict(zip(dims, mi))}
-        if sample is not None:
-            out['per_sample'] = {s: {k: r2_score(y[ok][sample[ok] == s], r[k]['pred'][sample[ok] == s]) for k in ('ridge', 'mlp')}
-                                 for s in sorted(set(sample[ok])) if (sample[ok] == s).sum() > 2 and np.ptp(y[ok][sample[ok] == s]) > 0}
-        res[f] = out
+    "Ridge vs MLP R² per feature and their gap, per-sample R², MAE/RMSE, permutation importance and MI; R² <= 0 flagged."
+    X, dims, sample = Z.values.astype(float), list(Z.columns), None if sample is None else np.asarray(sample)
+    todo, skipped = _regressible(F, folds)
+    g = (lambda ok: None) if groups is None else (lambda ok: np.asarray(groups)[ok])
+    fits = pmap(_regress_feature, [(X[ok], y[ok], folds, seed, g(ok)) for _, y, ok in todo], n_jobs)
+    res = {f: _feature_numbers(r, mi, y, ok, dims, sample) for (f, y, ok), (r, mi) in zip(todo, fits)}
     if not res: raise LarvaeError(f"no feature could be regressed ({skipped}); check the features file")
-    out = {'features': res, 'skipped': skipped}
-    if plot: out['figures'] = _nonlinear_figures(res, dims)
+    out = {'features': res, 'skipped': skipped, 'not_informative': [f for f, r in res.items() if not r['informative']],
+           'importance_ranking': _importance_ranking(res, dims)}
+    if plot: out['figures'] = nonlinear_figures(res, dims)
     return out
 
 # %% ../nbs/14_latents.ipynb #a21a6754
 def feature_auc(Z:pd.DataFrame, F:pd.DataFrame, sample=None, folds:int=5, seed:int=0, plot:bool=True,
                 n_jobs:int=1, # worker processes for the probes (see `pmap`)
+                groups=None, # (n,) event of each track: folds never split an event
                )->dict:
     "Per sample and feature, the 5-fold AUC of a latent logistic regression predicting 'feature above its median'."
     sample = np.full(len(Z), 'all') if sample is None else np.asarray(sample)
+    groups = np.arange(len(Z)) if groups is None else np.asarray(groups)
     auc, skipped, todo = {}, {}, []
     for s in sorted(set(sample)):
         Zs, Fs, auc[s] = Z.values[sample == s], F[sample == s], {}
@@ -469,35 +276,11 @@ def feature_auc(Z:pd.DataFrame, F:pd.DataFrame, sample=None, folds:int=5, seed:i
             v = Fs[f].values.astype(float); ok = np.isfinite(v)
             y = (v[ok] > np.median(v[ok])).astype(int) if ok.any() else np.zeros(0, int)
             if min(np.bincount(y, minlength=2)) < folds: skipped[f'{s}/{f}'] = f'median split {np.bincount(y, minlength=2).tolist()}'
-            else: todo.append((s, f, (Zs[ok], y, 'logistic', folds, seed)))
+            else: todo.append((s, f, (Zs[ok], y, 'logistic', folds, seed, groups[sample == s][ok])))
     for (s, f, _), r in zip(todo, pmap(cv_probe, [t for _, _, t in todo], n_jobs)): auc[s][f] = r['auc']
     out = {'auc': auc, 'skipped': skipped}
-    if plot:
-        import matplotlib.pyplot as plt
-        with plot_style():
-            fig, ax = plt.subplots(figsize=(max(6, 0.5*F.shape[1]), 1.5 + 0.6*len(auc)))
-            _heatmap(ax, pd.DataFrame(auc).T.reindex(columns=F.columns), 'AUC [fraction]', vmin=0.5, vmax=1., cmap='viridis')
-            ax.set_xlabel('feature'); ax.set_ylabel('sample'); fig.tight_layout()
-        out['figures'] = {'feature_auc': fig}
+    if plot: out['figures'] = {'feature_auc': feature_auc_figure(auc, list(F.columns))}
     return out
-
-# %% ../nbs/14_latents.ipynb #b065e29d
-ACTIVE_UNIT_THRESHOLD = 0.01  # variance of the posterior mean over the data (Burda et al. 2016)
-
-def participation_ratio(Z:np.ndarray)->float:
-    "(Σλ)²/Σλ² of the covariance eigenvalues of Z (n, d); 0 when Z has no variance."
-    Z = np.asarray(Z, float)
-    ev = np.clip(np.linalg.eigvalsh(np.atleast_2d(np.cov(Z, rowvar=False))), 0, None)
-    return 0. if ev.sum() <= 0 else float(ev.sum()**2/(ev**2).sum())
-
-def active_units(Z:np.ndarray, threshold:float=ACTIVE_UNIT_THRESHOLD)->int:
-    "Dimensions whose variance over the rows of Z exceeds `threshold`."
-    return int((np.asarray(Z, float).var(axis=0) > threshold).sum())
-
-def cluster_purity(labels, clusters)->float:
-    "Fraction of rows that carry the majority label of their cluster."
-    t = pd.crosstab(np.asarray(clusters), np.asarray(labels))
-    return float(t.max(axis=1).sum()/t.values.sum())
 
 # %% ../nbs/14_latents.ipynb #837c2a65
 def separation(Z:pd.DataFrame, # proton + kaon latents
@@ -508,419 +291,17 @@ def separation(Z:pd.DataFrame, # proton + kaon latents
     out = {'gmm': {}, 'participation_ratio': participation_ratio(X), 'active_units': active_units(X), 'n_dims': X.shape[1],
            'variance': dict(zip(Z.columns, X.var(axis=0)))}
     for k in n_components:
-        with _quiet(): g = GaussianMixture(k, n_init=n_init, random_state=seed, reg_covar=1e-6).fit(X)
+        with quiet(): g = GaussianMixture(k, n_init=n_init, random_state=seed, reg_covar=1e-6).fit(X)
         c = g.predict(X)
         out['gmm'][str(k)] = {'purity': cluster_purity(labels, c), 'ari': adjusted_rand_score(labels, c), 'bic': g.bic(X)}
         if k == 2 and 'kaon' in set(labels):  # a kaon score: posterior of the component holding more kaons
             post = g.predict_proba(X); kc = np.argmax([(post[:, i]*(labels == 'kaon')).sum()/max(post[:, i].sum(), 1e-300) for i in range(2)])
             out['arrays'] = {'gmm_kaon_prob': post[:, kc]}
-    if plot:
-        import matplotlib.pyplot as plt
-        ev, vec = np.linalg.eigh(np.atleast_2d(np.cov(X, rowvar=False)))
-        pc = (X - X.mean(0)) @ vec[:, ::-1][:, :2] if X.shape[1] > 1 else np.c_[X[:, 0], np.zeros(len(X))]
-        with plot_style():
-            fig, ax = plt.subplots(figsize=(6, 5))
-            for s in sorted(set(labels)): ax.scatter(*pc[labels == s].T, s=6, alpha=0.6, label=s)
-            ax.set_xlabel('latent PC 1 [latent units]'); ax.set_ylabel('latent PC 2 [latent units]'); ax.legend(fontsize=9)
-            fig.tight_layout()
-        out['figures'] = {'separation': fig}
+    if plot: out['figures'] = {'separation': separation_figure(X, labels)}
     return out
-
-# %% ../nbs/14_latents.ipynb #28a8a4b9
-PURITY_TARGET = 0.90  # kaon purity of the selected set for the efficiency figure [fraction]
-
-def efficiency_at_purity(score:np.ndarray, # (n,) larger = more kaon-like
-                         is_kaon:np.ndarray, # (n,) true label
-                         purity:float=PURITY_TARGET)->tuple[float, float]:
-    "Largest kaon efficiency with kaon purity >= `purity` among cuts score >= t; (efficiency, t)."
-    s, y = np.asarray(score, float), np.asarray(is_kaon, bool)
-    o = np.argsort(-s, kind='stable'); s, y = s[o], y[o]
-    last = np.r_[s[1:] != s[:-1], True]  # the end of each group of tied scores
-    tp, n = np.cumsum(y)[last], (np.arange(len(s)) + 1)[last]
-    ok = tp/n >= purity
-    if not ok.any() or y.sum() == 0: return 0., float('inf')
-    i = np.argmax(np.where(ok, tp, -1))
-    return float(tp[i]/y.sum()), float(s[last][i])
-
-# %% ../nbs/14_latents.ipynb #54a7debb
-def pid_roc_table(scores:dict, # method name -> (n,) score, larger = more kaon-like
-                  is_kaon:np.ndarray, # (n,) true species is kaon
-                  purity:float=PURITY_TARGET, plot:bool=True)->dict:
-    "ROC curves of every method in one figure and a table: AUC and kaon efficiency at `purity`."
-    y = np.asarray(is_kaon, bool)
-    S = {k: np.asarray(v, float) for k, v in scores.items()}
-    for k, v in S.items():
-        if v.shape != y.shape: raise LarvaeError(f"PID score {k!r} has {v.shape} values for {y.shape} tracks; score the same events")
-    ok = np.logical_and.reduce([np.isfinite(v) for v in S.values()])
-    if len(set(y[ok])) < 2: raise LarvaeError(f"the truth table needs kaons and non-kaons among the {int(ok.sum())} scored events")
-    table = {}
-    for k, v in S.items():
-        eff, cut = efficiency_at_purity(v[ok], y[ok], purity)
-        table[k] = {'auc': roc_auc_score(y[ok], v[ok]), f'kaon_efficiency_at_{purity:.0%}_purity'.replace('%', 'pct'): eff, 'cut': cut,
-                    'n_events': int(ok.sum())}
-    out = {'table': table, 'n_events': int(ok.sum()), 'n_dropped': int((~ok).sum()), 'n_kaon': int(y[ok].sum())}
-    if plot:
-        import matplotlib.pyplot as plt
-        with plot_style():
-            fig, ax = plt.subplots(figsize=(6, 5.5))
-            for k, v in S.items():
-                fpr, tpr, _ = roc_curve(y[ok], v[ok])
-                ax.plot(tpr, 1 - fpr, label=f"{k} (AUC {table[k]['auc']:.3f})")
-            ax.set_xlabel('kaon efficiency [fraction]'); ax.set_ylabel('non-kaon rejection [fraction]')
-            ax.legend(fontsize=8, loc='lower left'); fig.tight_layout()
-        out['figures'] = {'pid_roc': fig}
-    return out
-
-# %% ../nbs/14_latents.ipynb #5a0b7abd
-MIG_BINS = 20  # equal-width bins for discretising latents and continuous factors
-DCI_TREES = 50  # boosting stages per factor
-DCI_LASSO_ALPHA = 0.02  # lasso penalty on standardised inputs and targets
-
-def _is_discrete(s:pd.Series)->bool:
-    return not pd.api.types.is_float_dtype(s)
-
-def _discretise(x:np.ndarray, bins:int=MIG_BINS)->np.ndarray:
-    "Equal-width histogram bin index of each value."
-    edges = np.histogram(x, bins)[1]
-    return np.digitize(x, edges[:-1])
-
-def mig(Z:np.ndarray, # (n, d) latents
-        factors:pd.DataFrame, # (n, K) true factors
-        bins:int=MIG_BINS, seed:int=0)->dict:
-    "Mutual information gap: mean over factors of (top - second MI(z_j; v_k)) / H(v_k)."
-    Z = np.asarray(Z, float)
-    zd = [_discretise(Z[:, j], bins) for j in range(Z.shape[1])]
-    gaps, skipped = {}, []
-    for k in factors.columns:
-        v = pd.factorize(factors[k])[0] if _is_discrete(factors[k]) else _discretise(factors[k].values.astype(float), bins)
-        h = mutual_info_score(v, v)
-        if h <= 0: skipped.append(k); continue
-        mi = np.sort([mutual_info_score(z, v) for z in zd])[::-1]
-        gaps[k] = (mi[0] - (mi[1] if len(mi) > 1 else 0.))/h
-    if not gaps: raise LarvaeError(f"every truth factor is constant ({skipped}); MIG needs factors that vary")
-    return {'mig': float(np.mean(list(gaps.values()))), 'per_factor': gaps, 'constant_factors': skipped}
-
-# %% ../nbs/14_latents.ipynb #9ba3379d
-def _entropy_score(P:np.ndarray)->np.ndarray:
-    "1 - entropy (base = number of columns) of each row of non-negative weights P; 0 for all-zero rows."
-    s = P.sum(1, keepdims=True); p = np.divide(P, s, out=np.zeros_like(P), where=s > 0)
-    with np.errstate(divide='ignore', invalid='ignore'): h = -np.where(p > 0, p*np.log(p), 0).sum(1)/np.log(max(P.shape[1], 2))
-    return np.where(s[:, 0] > 0, 1 - h, 0.)
-
-def _dci_factor(Xtr, Xte, v:pd.Series, tr, te, importance:str, seed:int):
-    "Importances (d,) and chance-corrected held-out informativeness for one factor."
-    if _is_discrete(v):
-        c = pd.factorize(v)[0]; K = c.max() + 1
-        if importance == 'gbt':
-            m = GradientBoostingClassifier(n_estimators=DCI_TREES, max_depth=3, random_state=seed).fit(Xtr, c[tr])
-            imp, pred = m.feature_importances_, m.predict(Xte)
-        else:
-            onehot = np.eye(K)[c]
-            ms = [Lasso(alpha=DCI_LASSO_ALPHA).fit(Xtr, onehot[tr, i]) for i in range(K)]
-            imp, pred = sum(np.abs(m.coef_) for m in ms), np.argmax(np.c_[[m.predict(Xte) for m in ms]].T, 1)
-        return imp, max(0., (balanced_accuracy_score(c[te], pred) - 1/K)/(1 - 1/K))
-    y = v.values.astype(float); y = (y - y[tr].mean())/(y[tr].std() or 1.)
-    m = (GradientBoostingRegressor(n_estimators=DCI_TREES, max_depth=3, random_state=seed) if importance == 'gbt'
-         else Lasso(alpha=DCI_LASSO_ALPHA)).fit(Xtr, y[tr])
-    imp = m.feature_importances_ if importance == 'gbt' else np.abs(m.coef_)
-    return imp, max(0., r2_score(y[te], m.predict(Xte)))
-
-def dci(Z:np.ndarray, # (n, d) latents
-        factors:pd.DataFrame, # (n, K) true factors
-        importance:str='gbt', # 'gbt' (gradient-boosted trees) or 'lasso'
-        seed:int=0, test_fraction:float=1/3)->dict:
-    "DCI disentanglement, completeness and informativeness of latents against true factors."
-    if importance not in ('gbt', 'lasso'): raise LarvaeError(f"unknown DCI importance {importance!r}; {did_you_mean(importance, ('gbt', 'lasso'))}")
-    Z = np.asarray(Z, float); n = len(Z)
-    perm = np.random.default_rng(seed).permutation(n); te, tr = perm[:int(n*test_fraction)], perm[int(n*test_fraction):]
-    sc = StandardScaler().fit(Z[tr]); Xtr, Xte = sc.transform(Z[tr]), sc.transform(Z[te])
-    R, info = np.zeros((Z.shape[1], factors.shape[1])), {}
-    for i, k in enumerate(factors.columns):
-        R[:, i], info[k] = _dci_factor(Xtr, Xte, factors[k], tr, te, importance, seed)
-    rho = R.sum(1)/R.sum() if R.sum() > 0 else np.zeros(len(R))
-    return {'disentanglement': float((rho*_entropy_score(R)).sum()),
-            'completeness': float(np.mean(_entropy_score(R.T))) if R.sum() > 0 else 0.,
-            'informativeness': float(np.mean(list(info.values()))), 'informativeness_per_factor': info,
-            'importance': {f'{LATENT_PREFIX}{j}': dict(zip(factors.columns, R[j])) for j in range(len(R))}, 'model': importance}
 
 # %% ../nbs/14_latents.ipynb #fd622297
 def _prepared(L:pd.DataFrame, F:pd.DataFrame):
     "Join and split into (joined, latents, features, sample)."
     j = join_on_keys(L, F)
     return j, j[latent_columns(j)], j[feature_columns(F)], (j['sample'].values if 'sample' in j else None)
-
-# %% ../nbs/14_latents.ipynb #78113c14
-ANALYSES = ('correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'truth')
-SPLIT_SAMPLE = {'train': 'proton', 'val': 'proton', 'kaon': 'kaon'}  # sample of each inference split
-REFERENCE_COLUMN = 'particle_hypothesis'  # chi2 hypothesis from 07_chi2: 0 kaon, 1 proton
-
-def check_analyses(names)->list[str]:
-    "The analysis names as a list, each checked against `ANALYSES`."
-    if names is None: return list(ANALYSES)
-    if isinstance(names, str): names = [n for n in re.split(r'[,\s]+', names) if n]
-    for n in names:
-        if n not in ANALYSES: raise LarvaeError(f"unknown analysis {n!r}; {did_you_mean(n, ANALYSES)}")
-    return list(names)
-
-def read_table(path, # a Parquet or CSV file
-               what:str='features table', # what it should hold, for messages
-               fix:str='run `larvae features` first or pass --features', # what to do when it is missing
-              )->pd.DataFrame:
-    "A keyed table from Parquet or CSV."
-    path = Path(path)
-    if path.is_dir(): raise LarvaeError(f"{path}: is a directory, not the {what} file; {fix}")
-    if not path.is_file(): raise LarvaeError(f"{path}: file not found ({what}); {fix}")
-    try: return pd.read_csv(path) if path.suffix == '.csv' else pd.read_parquet(path)
-    except Exception as e: raise LarvaeError(f"{path}: cannot read the {what} ({(str(e).splitlines() or [''])[0]}); {fix}") from None
-
-# %% ../nbs/14_latents.ipynb #2d12a52b
-def _field(out, name):
-    "A field of an inference output, whether it is a mapping or an object; None when absent."
-    return out.get(name) if isinstance(out, Mapping) else getattr(out, name, None)
-
-def resolve_loader(loader:Callable|None)->Callable:
-    "The given inference loader, or `larvae_nb.inference.load_inference`."
-    if loader is not None: return loader
-    try: from larvae_nb.inference import load_inference
-    except ImportError as e: raise LarvaeError(f"larvae_nb.inference is not available ({e}); run `larvae infer` with a full install") from None
-    return load_inference
-
-def load_latents(run_dir, splits=('val', 'kaon'), loader:Callable|None=None)->pd.DataFrame:
-    "Keyed latents (and reconstruction error) of the given inference splits of a run."
-    loader, frames = resolve_loader(loader), []
-    for sp in splits:
-        out = loader(run_dir, sp)
-        keys, mu = _field(out, 'keys'), _field(out, 'mu')
-        if keys is None or mu is None: raise LarvaeError(f"{run_dir}: inference output {sp!r} lacks keys or mu; rerun `larvae infer`")
-        f = latent_frame(pd.DataFrame(keys), np.asarray(mu))
-        if 'sample' not in f: f['sample'] = SPLIT_SAMPLE.get(sp, sp)
-        err = _field(out, 'recon_error')
-        if err is not None: f['recon_error'] = np.asarray(err, float)
-        frames.append(f.assign(split=sp))
-    return pd.concat(frames, ignore_index=True)
-
-# %% ../nbs/14_latents.ipynb #9e5ba0d6
-RECON_FIELDS = ('recon', 'reconstructions', 'x_hat')  # names an inference output may give its reconstructions
-
-def case_figure(images:np.ndarray, # (n, 2, H, W) images, channel 0 collection
-                titles:list[str], # one title per image
-               ):
-    "Both planes of each image in a column, one column per track."
-    import matplotlib.pyplot as plt
-    n = len(images)
-    with plot_style():
-        fig, axs = plt.subplots(2, n, figsize=(1.8*n + 1, 4), squeeze=False)
-        for i in range(n):
-            for p in range(2):
-                axs[p, i].imshow(images[i, p], cmap='viridis', aspect='auto'); axs[p, i].set_xticks([]); axs[p, i].set_yticks([])
-            axs[0, i].set_title(titles[i], fontsize=7)
-        for p in range(2): axs[p, 0].set_ylabel(f'{PLANES[p]}\nwire [pixel]', fontsize=8)
-        for i in range(n): axs[1, i].set_xlabel('time [pixel]', fontsize=8)
-        fig.tight_layout()
-    return fig
-
-def hardest_images(run_dir, cases:pd.DataFrame, loader:Callable|None=None)->np.ndarray|None:
-    "Reconstructions (n, 2, H, W) of the tracks in `cases` (key columns and split), by key; None when not saved."
-    loader, imgs = resolve_loader(loader), [None]*len(cases)
-    for sp, grp in cases.groupby('split'):
-        out = loader(run_dir, sp)
-        rec = next((_field(out, f) for f in RECON_FIELDS if _field(out, f) is not None), None)
-        if rec is None: return None
-        keys = pd.DataFrame(_field(out, 'keys')).reset_index(drop=True)[list(TRACK_KEY)]
-        pos = keys.reset_index().merge(grp.reset_index(names='case')[list(TRACK_KEY) + ['case']], on=list(TRACK_KEY))
-        for c, r in zip(pos['case'], pos['index']): imgs[c] = np.asarray(rec[r], float)
-    return np.stack(imgs)
-
-# %% ../nbs/14_latents.ipynb #b35b8810
-CHI2_SCORES = {'seed chi2 (p - K)': ('chi2_proton', 'chi2_kaon'), 'LArSoft chi2 (p - K)': ('chi2ls_proton', 'chi2ls_kaon'),
-               'own-cluster LArSoft chi2 (p - K)': ('cal_chi2ls_proton', 'cal_chi2ls_kaon')}  # cal_: from the raw digits alone (08_dataset)
-TRUTH_FACTORS = ('entry_ke', 'theta_xz', 'theta_yz', 'decay_mode', 'end_process', 'decay_in_flight')
-SCORE_COLUMN_NAMES = ('chi2_proton', 'chi2_kaon', 'chi2ls_proton', 'chi2ls_kaon', 'pida', 'particle_hypothesis',
-                      'cal_chi2ls_proton', 'cal_chi2ls_kaon', 'cal_pida')
-
-def read_scores(path)->pd.DataFrame:
-    "Keys, sample and the PID score columns of a keyed table (e.g. tracks.parquet), reading only those columns."
-    path = Path(path)
-    if not path.is_file(): raise LarvaeError(f"{path}: scores table not found; pass the dataset's tracks.parquet")
-    if path.suffix == '.csv': df = pd.read_csv(path)
-    else:
-        import pyarrow.parquet as pq
-        names = pq.read_schema(path).names
-        df = pd.read_parquet(path, columns=[c for c in names if c in set(TRACK_KEY) | {'sample'} | set(SCORE_COLUMN_NAMES)])
-    return df[[c for c in df.columns if c in set(TRACK_KEY) | {'sample'} | set(SCORE_COLUMN_NAMES)]]
-
-# %% ../nbs/14_latents.ipynb #47cceb91
-CNN_COLUMN = 'cnn_p_kaon'  # the supervised CNN's held-out kaon probability, joined from RUN/classifier/predictions.parquet
-
-def join_cnn(j:pd.DataFrame, # analysed tracks (keys)
-             path, # the classifier's predictions.parquet (keys, p_kaon)
-            )->pd.DataFrame:
-    "Add the CNN's held-out score as `CNN_COLUMN` (NaN for tracks it did not score), joined on the track key."
-    p = read_table(path, 'CNN predictions', 'rerun `larvae classify`')
-    miss = [c for c in list(TRACK_KEY) + ['p_kaon'] if c not in p]
-    if miss: raise LarvaeError(f"{path}: no {', '.join(miss)} column; rerun `larvae classify`")
-    if p.duplicated(list(TRACK_KEY)).any(): raise LarvaeError(f"{path}: duplicate track keys; rerun `larvae classify`")
-    out = j.merge(p[list(TRACK_KEY) + ['p_kaon']].rename(columns={'p_kaon': CNN_COLUMN}), on=list(TRACK_KEY), how='left', validate='one_to_one')
-    out.attrs = j.attrs
-    return out
-
-TRUTH_NEEDS = ('logistic', 'separation')  # analyses whose latent scores the truth table compares
-TRUTH_FIX = "pass the truth.parquet `larvae simulate` wrote (the manifest's `truth:` entry, or --truth)"
-
-def _truth_analysis(j:pd.DataFrame, truth:pd.DataFrame, arrays:dict, seed:int, name:str='truth table')->dict:
-    "PID table against true species and disentanglement against the true factors."
-    keys = list(TRACK_KEY) if 'track' in truth else list(EVENT_KEY)
-    t = join_on_keys(j[keys + ['row']], truth.drop(columns=[c for c in ('sample',) if c in truth]), keys,
-                     ('analysed tracks', 'truth'), many_to_one=True)
-    if 'species' not in t: raise LarvaeError(f"{name}: no 'species' column (columns: {list(truth.columns)}); regenerate it with `larvae simulate`")
-    rows = t['row'].values
-    scores = {name: np.asarray(a, float)[rows] for name, a in arrays.items()}
-    if 'recon_error' in j: scores['reconstruction error'] = j['recon_error'].values[rows]
-    for name, (p, k) in CHI2_SCORES.items():
-        if {p, k} <= set(j.columns): scores[name] = (j[p] - j[k]).values[rows]
-    if 'pida' in j: scores['-PIDA'] = -j['pida'].values[rows]
-    if 'cal_pida' in j: scores['-own-cluster PIDA'] = -j['cal_pida'].values[rows]
-    if CNN_COLUMN in j: scores['supervised CNN'] = j[CNN_COLUMN].values[rows]
-    if not scores: raise LarvaeError("no PID score to compare with truth; run the logistic or separation analysis too")
-    out = pid_roc_table(scores, (t['species'] == 'kaon').values)
-    fac = t[[c for c in TRUTH_FACTORS if c in t]].copy()
-    for c in fac.columns:
-        if not pd.api.types.is_numeric_dtype(fac[c]) and not pd.api.types.is_bool_dtype(fac[c]): fac[c] = fac[c].fillna('none').astype(str)
-    out['constant_or_missing_factors'] = [c for c in TRUTH_FACTORS if c not in fac or fac[c].nunique() < 2]
-    fac = fac.loc[:, fac.nunique() > 1]
-    if fac.shape[1]:
-        Z = j[latent_columns(j)].values[rows]; ok = fac.notna().all(axis=1).values
-        out['n_factor_rows_missing'] = int((~ok).sum())
-        out['mig'] = mig(Z[ok], fac[ok], seed=seed); out['dci'] = dci(Z[ok], fac[ok], seed=seed)
-    return out
-
-# %% ../nbs/14_latents.ipynb #ffe124e6
-def save_outputs(run_dir, metrics:dict, figures:dict)->Path:
-    "Save figures as `<run>/figures/<name>.png` and `.pdf` (`savefig`) and merge `metrics` into `<run>/metrics.json`, atomically."
-    import matplotlib.pyplot as plt
-    run_dir = Path(run_dir)
-    for name, fig in figures.items():
-        savefig(fig, run_dir/'figures'/f'{name}.png')
-        plt.close(fig)
-    path = run_dir/'metrics.json'
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    old.update(plain(metrics))
-    atomic_write(path, json.dumps(old, indent=1, allow_nan=False))
-    return path
-
-# %% ../nbs/14_latents.ipynb #4f75266c
-def run_decoder(run_dir)->tuple[Callable|None, str|None]:
-    "The trained decoder of a run as `decode(z)`, or (None, the reason it is unavailable)."
-    try:
-        from larvae_nb.inference import load_run
-        run = load_run(run_dir, 'cpu')
-    except (ImportError, LarvaeError) as e: return None, f'no decoder: {e}'
-    return (lambda z: run.model.decode(z)), None
-
-# %% ../nbs/14_latents.ipynb #df86c17b
-def analyse(run_dir, # the training run directory
-            features_path=None, # keyed features table; default <run>/features.parquet
-            analyses=None, # names from ANALYSES (list or comma-separated); default all
-            cfg:AnalysisConfig|None=None, # folds, seed, gmm_inits
-            loader:Callable|None=None, # (run_dir, split) -> inference output; default larvae_nb.inference.load_inference
-            decode:Callable|None=None, # latent tensor -> images, for the traversal
-            truth_path=None, # the simulation's truth table, for the truth analysis
-            categories:dict|None=None, # feature -> category for the variance decomposition
-            scores_path=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
-            cnn_path=None, # the supervised CNN's held-out predictions; default RUN/classifier/predictions.parquet when present
-            n_jobs:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits (the numbers do not depend on it)
-           )->dict:
-    "Run the selected latent analyses of a run; save figures and metrics.json; return the numbers."
-    run_dir, cfg, names = Path(run_dir), cfg or AnalysisConfig(), check_analyses(analyses)
-    if not run_dir.is_dir(): raise LarvaeError(f"{run_dir}: run directory not found; train a model first (`larvae train`)")
-    truth = None if 'truth' not in names or truth_path is None else read_table(truth_path, 'truth table', TRUTH_FIX)
-    if truth is not None:  # the truth table compares the latent methods too: run them first
-        names = [n for n in names if n != 'truth'] + [n for n in TRUTH_NEEDS if n not in names] + ['truth']
-        if scores_path is None: warn("truth analysis without a scores table (--scores, the dataset's tracks.parquet): "
-                                     "the chi2 and PIDA methods are left out of the PID table")
-    feats = read_table(features_path or run_dir/'features.parquet')
-    j = join_on_keys(load_latents(run_dir, loader=loader), feats)
-    if scores_path is not None:
-        sc = read_scores(scores_path)
-        miss = [c for c in SCORE_COLUMN_NAMES if c not in sc] if truth is not None else []
-        if miss: raise LarvaeError(f"{scores_path}: lacks the score column(s) {miss} the truth analysis compares (written by an "
-                                   "older larvae_nb?); rerun `larvae dataset` to rebuild it")
-        j = join_on_keys(j, sc.drop(columns=[c for c in sc.columns if c in j and c not in TRACK_KEY + ('sample',)]),
-                         names=('analysed tracks', 'scores'))
-    cnn_path = cnn_path or (run_dir/'classifier'/'predictions.parquet' if (run_dir/'classifier'/'predictions.parquet').is_file() else None)
-    if cnn_path is not None:
-        j = join_cnn(j, cnn_path)
-        j.attrs['join']['cnn_scored'] = int(j[CNN_COLUMN].notna().sum())
-    j['row'] = np.arange(len(j))
-    Z, F, s = j[latent_columns(j)], j[feature_columns(j)], j['sample'].values
-    y, kw = s == 'kaon', dict(folds=cfg.folds, seed=cfg.seed)
-    metrics, figures, arrays = {'join': j.attrs['join'], 'analysis_config': cfg.to_dict()}, {}, {}
-    for name in names:
-        if name == 'correlation': r = correlation(Z, F, s, categories, seed=cfg.seed)
-        elif name == 'traversal':
-            dec, why = (decode, None) if decode is not None else run_decoder(run_dir)
-            r = {'skipped': why} if dec is None else traversal(dec, np.median(Z[~y].values, 0), Z[~y].values.std(0), seed=cfg.seed)
-        elif name == 'logistic':
-            ref = (j[REFERENCE_COLUMN] == 0).astype(float).where(j[REFERENCE_COLUMN].notna()).values if REFERENCE_COLUMN in j else None
-            r = logistic(Z, y, ref, **kw, n_jobs=n_jobs)
-            cases = j.loc[r['hardest'], list(TRACK_KEY) + ['sample', 'split']].reset_index(drop=True)
-            r['hardest_keys'] = cases.to_dict('records')
-            imgs = hardest_images(run_dir, cases, loader)
-            if imgs is not None:
-                figures['hardest_cases'] = case_figure(imgs, [f"{c['sample']} {c['run']}/{c['subrun']}/{c['event']}\nP(K)={p:.2f}"
-                                                               for c, p in zip(r['hardest_keys'], r['hardest_score'])])
-        elif name == 'nonlinear': r = nonlinear(Z, F, s, **kw, n_jobs=n_jobs)
-        elif name == 'feature_auc': r = feature_auc(Z, F, s, **kw, n_jobs=n_jobs)
-        elif name == 'separation': r = separation(Z, s, n_init=cfg.gmm_inits, seed=cfg.seed)
-        elif name == 'truth':
-            if truth_path is None: r = {'skipped': 'no truth table (simulation only); pass truth_path'}
-            else: r = _truth_analysis(j, truth, arrays, cfg.seed, str(truth_path))
-        figures.update(r.pop('figures', {})); arrays.update(r.pop('arrays', {}))
-        metrics[name] = r
-    save_outputs(run_dir, metrics, figures)
-    return metrics
-
-# %% ../nbs/14_latents.ipynb #d2110ee5
-METHOD_LABELS = {'probe_kaon_prob': 'latent logistic probe', 'mlp_probe_kaon_prob': 'latent MLP probe (32, 16)',
-                 'gmm_kaon_prob': 'latent GMM (2 components)'}  # display names of metrics keys
-ROLE_LABELS = {'calorimetry': 'Bragg-peak (calorimetry)', 'topology': 'topology', 'neither': 'neither (mean R² < 0.02)'}
-
-def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read back)
-           )->str:
-    "The PID table against truth, the latent probe next to the supervised CNN, and what each latent dimension carries, as text."
-    lines, t = [], metrics.get('truth') or {}
-    if t.get('table'):
-        lines.append(f"PID against true species on the same {t['n_events']} events ({t['n_kaon']} kaons; "
-                     f"{t['n_dropped']} analysed tracks left out because a method did not score them)")
-        for k, v in sorted(t['table'].items(), key=lambda kv: -kv[1]['auc']):
-            eff = next(val for key, val in v.items() if key.startswith('kaon_efficiency'))
-            lines.append(f"  {METHOD_LABELS.get(k, k):<34} AUC {v['auc']:.3f}   kaon efficiency at {PURITY_TARGET:.0%} purity {eff:.3f}")
-        for probe in ('probe_kaon_prob', 'mlp_probe_kaon_prob'):
-            if {probe, 'supervised CNN'} <= set(t['table']):
-                d = t['table'][probe]['auc'] - t['table']['supervised CNN']['auc']
-                lines.append(f"{METHOD_LABELS[probe]} minus supervised CNN: {d:+.3f} AUC (target: within 0.02)")
-    roles = (metrics.get('correlation') or {}).get('dimension_roles') or {}
-    for role in sorted({r['carries'] for r in roles.values()}, key=lambda c: (c == 'neither', c)):
-        dims = [f"{d} ({r['top_feature']}, ρ = {r['rho']:+.2f})" if r['top_feature'] else d for d, r in roles.items() if r['carries'] == role]
-        lines.append(f"{ROLE_LABELS.get(role, role)} dimensions: {', '.join(dims)}")
-    return '\n'.join(lines) if lines else 'no truth table and no correlation analysis in these metrics'
-
-# %% ../nbs/14_latents.ipynb #a3279de2
-def analyse_cmd(run:str, # the training run directory
-                features:str=None, # keyed features table (default <run>/features.parquet)
-                analyses:str=None, # comma-separated subset of: correlation, traversal, logistic, nonlinear, feature_auc, separation, truth
-                truth:str=None, # simulation truth table (truth.parquet), for the truth analysis
-                scores:str=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
-                config:str=None, # YAML file of config overrides (its analysis section is used)
-                jobs:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits
-               ):
-    "Analyse a run's latents against the handcrafted features; figures and metrics.json in the run directory."
-    names = check_analyses(analyses)
-    if jobs < 1: raise LarvaeError(f"--jobs {jobs}: give at least 1 worker process")
-    if not Path(run).is_dir(): raise LarvaeError(f"{run}: run directory not found; train a model first (`larvae train`)")
-    cfg = load_config(config).analysis
-    with output_dir(run, 'larvae analyse'):
-        m = analyse(run, features, names, cfg, truth_path=truth, scores_path=scores, n_jobs=jobs)
-    print(f"{run}: {', '.join(names)} -> metrics.json")
-    print(summary(m))
-    return m

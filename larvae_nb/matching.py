@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError, MatchConfig
+from .config import MatchConfig
+from .base import LarvaeError
 from .keys import EVENT_KEY, check_keys
 from .clustering import clusters_frame
 

@@ -9,7 +9,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
-from .config import ConfigError, ModelConfig, check_choice
+from .config import ModelConfig
+from .base import ConfigError, check_choice
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'OutputActivation', 'make_activation', 'Encoder', 'output_padding', 'Decoder', 'model_config', 'VAE',
@@ -17,7 +18,7 @@ __all__ = ['ACTIVATIONS', 'OutputActivation', 'make_activation', 'Encoder', 'out
 
 # %% ../nbs/10_model.ipynb #4d983c35
 ACTIVATIONS = {'softplus': nn.Softplus, 'relu': nn.ReLU, 'gelu': nn.GELU, 'silu': nn.SiLU, 'leaky_relu': nn.LeakyReLU}
-OutputActivation = Literal['softplus', 'relu']
+OutputActivation = Literal['softplus', 'relu', 'hidden']  # 'hidden': the hidden layers' activation, as in the seed
 
 def make_activation(name:str)->nn.Module:
     "A fresh activation module by its config name."
@@ -51,10 +52,9 @@ def output_padding(cfg:ModelConfig)->int:
 
 # %% ../nbs/10_model.ipynb #141f37f3
 class Decoder(nn.Module):
-    "Linear layer then ConvTranspose2d blocks mirroring `Encoder`, ending in two non-negative channels."
-    def __init__(self, cfg:ModelConfig, out_channels:int=2, output:OutputActivation='softplus'):
+    "Linear layer then ConvTranspose2d blocks mirroring `Encoder`, ending in two channels and `cfg.output`."
+    def __init__(self, cfg:ModelConfig, out_channels:int=2):
         super().__init__()
-        check_choice('output', output, ('softplus', 'relu'))
         op, ch = output_padding(cfg), cfg.channels
         self.side = cfg.input_hw // cfg.stride**len(ch)
         self.fc = nn.Linear(cfg.latent, ch[-1] * self.side**2)
@@ -63,7 +63,7 @@ class Decoder(nn.Module):
             blocks += [nn.ConvTranspose2d(c_in, c_out, cfg.kernel, cfg.stride, cfg.pad, output_padding=op),
                        nn.BatchNorm2d(c_out), make_activation(cfg.activation)]
         blocks += [nn.ConvTranspose2d(ch[0], out_channels, cfg.kernel, cfg.stride, cfg.pad, output_padding=op),
-                   nn.Softplus() if output == 'softplus' else nn.ReLU()]
+                   make_activation(cfg.activation if cfg.output == 'hidden' else cfg.output)]
         self.net = nn.Sequential(*blocks)
         self.c_last = ch[-1]
 
@@ -81,32 +81,35 @@ def model_config(cfg:ModelConfig|None=None, # a model section (default: the pack
 class VAE(nn.Module):
     "Convolutional β-VAE: encoder → (μ, log σ²) → reparameterised z → mirrored decoder."
     def __init__(self, cfg:ModelConfig|None=None, # the architecture (default: `ModelConfig()`, the packaged defaults)
-                 output:OutputActivation='softplus', # non-negative output activation
-                 **changes, # fields of `cfg` to change, e.g. latent=8
+                 **changes, # fields of `cfg` to change, e.g. latent=8, output='relu'
                 ):
         super().__init__()
         self.cfg = model_config(cfg, changes)
-        self.output = output
         self.encoder = Encoder(self.cfg)
         self.fc_mu = nn.Linear(self.encoder.flat, self.cfg.latent)
         self.fc_logvar = nn.Linear(self.encoder.flat, self.cfg.latent)
-        self.decoder = Decoder(self.cfg, output=output)
+        self.decoder = Decoder(self.cfg)
 
     def encode(self, x):
         "μ and log σ² of q(z|x)."
         h = self.encoder(x)
         return self.fc_mu(h), self.fc_logvar(h)
 
-    def reparameterize(self, mu, logvar):
-        "A sample z = μ + σ·ε in training mode; μ itself in evaluation mode."
-        if not self.training: return mu
-        return mu + torch.exp(0.5*logvar) * torch.randn_like(mu)
+    def reparameterize(self, mu, logvar,
+                       sample:bool|None=None, # draw z = μ + σ·ε; None: in training mode only
+                       generator:torch.Generator|None=None, # source of ε (on the CPU); None: torch's global one
+                      ):
+        "A sample z = μ + σ·ε (by default in training mode only), else μ itself."
+        if not (self.training if sample is None else sample): return mu
+        eps = (torch.randn_like(mu) if generator is None else
+               torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device))
+        return mu + torch.exp(0.5*logvar) * eps
 
     def decode(self, z): return self.decoder(z)
 
-    def forward(self, x):
+    def forward(self, x, sample:bool|None=None, generator:torch.Generator|None=None):
         mu, logvar = self.encode(x)
-        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+        return self.decode(self.reparameterize(mu, logvar, sample, generator)), mu, logvar
 
 # %% ../nbs/10_model.ipynb #34b69137
 class LossTerms(NamedTuple):

@@ -12,7 +12,8 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
-from .config import LarvaeError, ConfigError, did_you_mean, check_choice, Species
+from .config import Species
+from .base import LarvaeError, ConfigError, did_you_mean, check_choice
 from .run import atomic_path
 
 # %% auto #0

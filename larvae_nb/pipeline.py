@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 import larvae_nb
-from .report import missing_outputs
-from .config import Config, LarvaeError, did_you_mean, load_config
-from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, output_dir
+from .config import Config, Device, Study, load_config
+from .base import logger, LarvaeError, did_you_mean
+from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, missing_outputs, output_dir
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline', 'pipeline_cmd',
@@ -59,12 +59,12 @@ def _fingerprint(stage:Stage, ctx:Context, markers:dict)->str:
     "A hash of everything that decides a stage's output: config, upstream markers, code version and source, inputs."
     parts = {s: getattr(ctx.cfg, s).to_dict() for s in stage.sections}
     parts['needs'] = {n: markers.get(n) for n in stage.needs}
-    parts['data'] = str(ctx.data_dir.resolve())
+    parts['data_dir'] = str(ctx.data_dir.resolve())  # not 'data': that is a config section (data.split_rule, ...)
     parts['code'] = {'version': larvae_nb.__version__} | {m: module_hash(m) for m in stage.code}
     if stage.inputs is not None: parts['inputs'] = stage.inputs(ctx)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def run_stages(stages:list, ctx:Context, log=print)->dict:
+def run_stages(stages:list, ctx:Context, log=logger.info)->dict:
     "Run `stages` in order, skipping those whose inputs and config are unchanged; return seconds per stage."
     markers, times = {}, {}
     for st in stages:
@@ -86,7 +86,7 @@ def run_stages(stages:list, ctx:Context, log=print)->dict:
 def _simulate(ctx:Context):
     if ctx.data is not None: return  # real (or user-provided) data: nothing to simulate
     from larvae_nb.detsim import simulate
-    simulate(ctx.o.simulated, ctx.cfg.sim, progress=ctx.progress)
+    simulate(ctx.o.simulated, ctx.cfg.sim, progress=ctx.progress, stage1=ctx.cfg)  # per-track truth made with the same stage-1 settings
 
 def _dataset(ctx:Context):
     from larvae_nb.dataset import build_dataset
@@ -101,16 +101,19 @@ def run_dir(ctx:Context)->Path:
     return make_run_dir(ctx.o.runs, ctx.cfg, resume=True)
 
 def _train(ctx:Context):
-    from larvae_nb.train import train
-    train(ctx.o.images, ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
+    from larvae_nb.train import StaleRunError, train
+    try: train(ctx.o.images, ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
+    except StaleRunError:  # the images changed since this run was trained: its model, inference and analyses are stale
+        logger.info(f"[    train] the images changed since {run_dir(ctx).name} was trained: training afresh")
+        train(ctx.o.images, ctx.cfg, make_run_dir(ctx.o.runs, ctx.cfg, overwrite=True), resume=False, progress=ctx.progress)
 
 def _infer(ctx:Context):
     from larvae_nb.inference import infer
     infer(run_dir(ctx), ctx.o.images)
 
 def _features(ctx:Context):
-    from larvae_nb.features import features_cmd
-    features_cmd(str(ctx.o.dataset), str(ctx.o.features_dir))
+    from larvae_nb.features import write_features
+    write_features(ctx.o.dataset, ctx.o.features_dir, ctx.cfg.features, ctx.cfg.features.categories)
 
 def _classify(ctx:Context):
     from larvae_nb.classifier import train_classifier
@@ -118,13 +121,13 @@ def _classify(ctx:Context):
 
 def _analyse(ctx:Context):
     from larvae_nb.dataset import read_manifest
-    from larvae_nb.latents import analyse, summary
-    from larvae_nb.features import FEATURE_CATEGORIES
-    truth = read_manifest(ctx.data_dir).truth
+    from larvae_nb.analysis import analyse, summary
+    from larvae_nb.features import feature_categories
+    man = read_manifest(ctx.data_dir)
     m = analyse(run_dir(ctx), ctx.o.features, ctx.cfg.analysis.analyses, ctx.cfg.analysis,
-                truth_path=truth, categories=FEATURE_CATEGORIES, scores_path=ctx.o.tracks)
-    print(summary(m))
-    print(f"metrics and figures in {run_dir(ctx)}")
+                truth_path=man.truth, truth_tracks_path=man.truth_tracks, stage1=ctx.cfg, categories=feature_categories(ctx.cfg.features.categories), scores_path=ctx.o.tracks)
+    logger.info(summary(m))
+    logger.info(f"metrics and figures in {run_dir(ctx)}")
 
 def _report(ctx:Context):
     from larvae_nb.report import run_reports
@@ -145,17 +148,17 @@ def _manifest_inputs(ctx:Context, which:tuple)->dict:
     return files
 
 def _dataset_inputs(ctx): return _manifest_inputs(ctx, ('samples', 'beamline', 'reco', 'bethe_bloch', 'lifetime'))
-def _truth_inputs(ctx): return _manifest_inputs(ctx, ('truth',))
+def _truth_inputs(ctx): return _manifest_inputs(ctx, ('truth', 'truth_tracks'))
 
-STAGES = [Stage('simulate', ('sim',), (), _simulate, ('detsim', 'physics', 'root_io')),
+STAGES = [Stage('simulate', ('sim', 'cluster', 'cuts', 'match'), (), _simulate, ('detsim', 'beam', 'transport', 'reco', 'simtruth', 'physics', 'root_io')),
           Stage('dataset', ('cluster', 'cuts', 'match', 'chi2'), ('simulate',), _dataset,
-                ('dataset', 'root_io', 'clustering', 'cuts', 'matching', 'chi2', 'physics'), _dataset_inputs),
+                ('dataset', 'root_io', 'clustering', 'cuts', 'matching', 'chi2', 'calorimetry', 'physics'), _dataset_inputs),
           Stage('images', ('images',), ('dataset',), _images, ('images',)),
           Stage('train', ('images', 'data', 'model', 'optimizer', 'train'), ('images',), _train, ('train', 'model')),
           Stage('infer', ('images', 'data', 'model', 'optimizer', 'train'), ('train',), _infer, ('inference', 'model')),
-          Stage('features', (), ('dataset',), _features, ('features',)),
+          Stage('features', ('features',), ('dataset',), _features, ('features', 'seed_features')),
           Stage('classify', ('images', 'data', 'model', 'optimizer', 'train', 'classifier'), ('train',), _classify, ('classifier', 'train', 'model')),
-          Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse, ('latents',), _truth_inputs),
+          Stage('analyse', ('analysis',), ('infer', 'features', 'classify'), _analyse, ('analysis', 'latents', 'metrics', 'latent_figures'), _truth_inputs),
           Stage('report', (), ('analyse',), _report, ('report',))]
 
 # %% ../nbs/17_pipeline.ipynb #61606f71
@@ -170,6 +173,7 @@ def pipeline(out='larvae-out', # output directory
              data=None, # a data directory with larvae-data.yaml; None simulates one under OUT/data
              config=None, # YAML file of config overrides
              overrides=(), # dotted overrides
+             profile:Study='seed', # the study profile: the seed study as published, or larvae_nb's own choices
              quick:bool=False, # a tiny run for smoke tests
              force:bool=False, # redo every stage
              progress:bool=True,
@@ -179,7 +183,7 @@ def pipeline(out='larvae-out', # output directory
     names = [s.name for s in STAGES]
     if until is not None and until not in names:
         raise LarvaeError(f"unknown stage {until!r}; {did_you_mean(until, names)}")
-    cfg = load_config(config, overrides, profile='quick' if quick else 'pipeline')
+    cfg = load_config(config, overrides, profile=(profile, 'quick' if quick else 'pipeline'))
     out = Path(out)
     if data is not None and not (Path(data)/'larvae-data.yaml').is_file():
         from larvae_nb.dataset import read_manifest
@@ -189,23 +193,27 @@ def pipeline(out='larvae-out', # output directory
         ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
         data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
         atomic_write(Output(out).info_file, json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
-                                                      'quick': quick, 'version': larvae_nb.__version__}, indent=1))
+                                                      'quick': quick, 'profile': profile, 'version': larvae_nb.__version__}, indent=1))
         stages = STAGES[:names.index(until) + 1] if until else STAGES
         times = run_stages(stages, ctx)
-    print(f"pipeline finished in {sum(times.values()):.0f} s; outputs in {out}")
+    logger.info(f"pipeline finished in {sum(times.values()):.0f} s; outputs in {out}")
     return times
 
 def pipeline_cmd(out:str='larvae-out', # output directory
                  data:str=None, # data directory with a larvae-data.yaml manifest (default: simulate one)
                  config:str=None, # YAML file of config overrides
+                 profile:Study='seed', # seed: the original study as published; larvae: larvae_nb's own choices (see the ablation page)
                  quick:bool=False, # a tiny run (about a minute) for smoke tests
                  force:bool=False, # redo every stage even when nothing changed
                  until:str=None, # stop after this stage (simulate, dataset, images, train, infer, features, classify, analyse, report)
                  progress:bool=True, # progress bars (--no-progress for batch logs)
+                 device:Device=None, # torch device for images, training and inference (default: the config's, auto)
+                 workers:int=None, # stage-1 worker processes (default: the config's)
                  overrides:list=(), # dotted config overrides, e.g. train.epochs=30 (applied last)
                 ):
     "Run the whole analysis: simulate or read data, dataset, images, train, infer, classify, features, analyse, report."
-    pipeline(out, data, config, overrides, quick=quick, force=force, until=until, progress=progress)
+    flags = [f'{s}.device={device}' for s in ('images', 'train') if device] + ([f'dataset.workers={workers}'] if workers is not None else [])
+    pipeline(out, data, config, flags + list(overrides), profile, quick=quick, force=force, until=until, progress=progress)
 
 # %% ../nbs/17_pipeline.ipynb #3d3c7181
 def quick_cache()->Path:
@@ -216,7 +224,7 @@ def quick_cache()->Path:
 
 def report_out(out=None, # a finished `larvae pipeline` output; None: `project_out` if finished, else the quick cache
                project_out='../larvae-out', # the default run of this checkout, relative to nbs/
-               log=print)->Path:
+               log=logger.info)->Path:
     "The pipeline output a report reads, making the shared quick run if nothing else is there."
     if out is not None:
         out, miss = Path(out), missing_outputs(out)

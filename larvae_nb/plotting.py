@@ -9,7 +9,7 @@ from pathlib import Path
 from .run import atomic_path
 
 # %% auto #0
-__all__ = ['MATH_FONTS', 'style_sheets', 'plot_style', 'savefig', 'experiment_label']
+__all__ = ['MATH_FONTS', 'style_sheets', 'plot_style', 'savefig', 'experiment_label', 'layout_problems']
 
 # %% ../nbs/00c_plotting.ipynb #5de62dd9
 MATH_FONTS = {'mathtext.fontset': 'dejavusans'}  # math text fonts that do not depend on rc parameters at draw time
@@ -47,3 +47,22 @@ def experiment_label(ax, # the matplotlib axes to label
     label = getattr(getattr(hep, 'label', None), 'exp_label', None)
     if label is not None: return [t for t in label(exp='LArIAT', llabel=kind, rlabel='', ax=ax) if t is not None and t.get_text()]
     return [ax.text(0, 1.01, f'LArIAT {kind}', transform=ax.transAxes, ha='left', va='bottom', fontweight='bold')]
+
+# %% ../nbs/00c_plotting.ipynb #8cce2fcb
+def layout_problems(fig, # a matplotlib figure
+                    min_inches:float=1.0, # smallest acceptable axes width and height [inch]
+                    min_fraction:float=0.1, # ... and fraction of the figure's width and height
+                   )->list[str]:
+    "What is clipped or squashed in `fig`: one line per axes whose labels leave the figure or whose box is a sliver."
+    fig.canvas.draw(); r = fig.canvas.get_renderer()
+    W, H = fig.get_size_inches(); dpi, out = fig.dpi, []
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible(): continue
+        name = f"axes {i} ({ax.get_title() or ax.get_ylabel() or ax.get_label() or 'untitled'})"
+        t = ax.get_tightbbox(r)
+        if t is not None and (t.x0 < -1 or t.y0 < -1 or t.x1 > W*dpi + 1 or t.y1 > H*dpi + 1): out.append(f'{name}: labels outside the figure')
+        if ax.get_label() == '<colorbar>': continue
+        b = ax.get_position()
+        w, h = b.width*W, b.height*H
+        if min(w, h) < min_inches or b.width < min_fraction or b.height < min_fraction: out.append(f'{name}: squashed to {w:.2f} x {h:.2f} in')
+    return out

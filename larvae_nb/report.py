@@ -4,29 +4,21 @@
 
 # %% ../nbs/18_report.ipynb #a6d3ebb8
 from __future__ import annotations
-import json, time
+import html, json, time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import larvae_nb
-from .config import LarvaeError
-from .run import PIPELINE_FILE, Output, RunDir
+from .base import logger, LarvaeError
+from .run import Output, RunDir, atomic_write, missing_outputs
 
 # %% auto #0
-__all__ = ['REPORTS', 'missing_outputs', 'Report', 'load_report', 'report_notebooks', 'run_reports']
+__all__ = ['REPORTS', 'HTML_DIR', 'Report', 'load_report', 'report_notebooks', 'export_html', 'run_reports', 'results_summary',
+           'results_markdown']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
 REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb')
-
-def missing_outputs(out)->list[str]:
-    "What a report needs from the pipeline output `out` and does not find there (empty when it is complete)."
-    o = Output(out)
-    if not o.info_file.is_file(): return [PIPELINE_FILE]
-    try: run = o.run()
-    except (LarvaeError, KeyError, TypeError): return [PIPELINE_FILE]
-    need = [o.tracks, o.cutflow, o.images, o.features, run.metrics, run.history, o.stage('analyse')]
-    return [str(n.relative_to(o.path)) if n.is_relative_to(o.path) else str(n) for n in need if not n.exists()]
 
 
 # %% ../nbs/18_report.ipynb #7da6863f
@@ -102,11 +94,31 @@ def report_notebooks(nbs=None)->list[Path]:
                                "in larvae_nb/reports/) or install the project's checkout with `pip install -e .`")
     return paths
 
+# %% ../nbs/18_report.ipynb #d801f840
+HTML_DIR = 'html' # OUT/report/html: the executed pages as self-contained HTML, and an index
+
+def export_html(notebooks, # executed report notebooks
+                dest, # the HTML directory
+               )->Path:
+    "Each notebook as one self-contained HTML page (figures embedded, code hidden) plus `index.html`; return the index."
+    import nbformat
+    from nbconvert import HTMLExporter
+    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    ex, links = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True), []
+    for nb in map(Path, notebooks):
+        node = nbformat.read(nb, as_version=4)
+        title = next((c.source.splitlines()[0].lstrip('# ') for c in node.cells if c.cell_type == 'markdown' and c.source), nb.stem)
+        atomic_write(dest/f'{nb.stem}.html', ex.from_notebook_node(node, resources={'metadata': {'name': title}})[0])
+        links.append(f'<li><a href="{nb.stem}.html">{html.escape(title)}</a></li>')
+    atomic_write(dest/'index.html', f"<!doctype html><meta charset='utf-8'><title>larvae_nb report</title>"
+                 f"<h1>larvae_nb report</h1><ul>{''.join(links)}</ul>")
+    return dest/'index.html'
+
 # %% ../nbs/18_report.ipynb #42b8f651
 def run_reports(out, # a finished pipeline output
                 dest=None, # where the executed notebooks go; default OUT/report
                 notebooks=None, # report notebooks to run; default all of `report_notebooks()`
-                log=print)->list[Path]:
+                log=logger.info)->list[Path]:
     "Execute the report notebooks with papermill against `out`; return the executed copies."
     import papermill as pm
     out = Path(out).resolve()
@@ -123,4 +135,37 @@ def run_reports(out, # a finished pipeline output
                               f"the partly executed notebook is {tmp}") from None
         tmp.replace(target); done.append(target)
         log(f"  {target.name} in {time.perf_counter() - t0:.0f} s")
+    log(f"  browsable without Quarto: {export_html(done, dest/HTML_DIR)}")
     return done
+
+# %% ../nbs/18_report.ipynb #c3b0f174
+def results_summary(out)->dict:
+    "The README's extract of a finished pipeline output: the headline PID table with intervals and how the run was made."
+    from larvae_nb.pid import claims
+    r = load_report(out); t = r.metrics.get('truth')
+    if not t or 'classes' not in t: raise LarvaeError(f"{r.run}: metrics.json has no truth table by class pair; rerun `larvae pipeline --out {out}`")
+    keep = ('auc', 'auc_ci', 'auc_sd_seeds', 'efficiency', 'efficiency_ci', 'seeds')
+    cfg = r.info | {'sim': {k: r.history['config']['sim'][k] for k in ('n_protons', 'n_kaons')} if 'sim' in r.history['config'] else {}}
+    stages = {p.stem: json.loads(p.read_text()).get('seconds') for p in sorted(Output(out).stages.glob('*.json'))}
+    return {'classes': t['classes'], 'labels': t['labels'], 'cnn_is_upper_bound': t.get('cnn_vs_baselines', {}).get('cnn_is_upper_bound'),
+            'table': {m: {k: v[k] for k in keep if k in v} for m, v in t['table'].items()}, 'claims': claims(t),
+            'run': {k: cfg.get(k) for k in ('profile', 'quick', 'version', 'sim')} | {'model': r.history['config']['model'],
+                    'epochs': len(r.history['train']['total']), 'stage_seconds': stages}}
+
+# %% ../nbs/18_report.ipynb #ee12628b
+def _interval(v, ci)->str: return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+def results_markdown(s:dict)->str:
+    "The README's results section body from a `results_summary` extract (Markdown)."
+    rows = sorted(s['table'].items(), key=lambda kv: -kv[1]['auc'])
+    seeds = lambda v: v['seeds'] if isinstance(v.get('seeds'), str) else f"{len(v['seeds'])} seeds"
+    lines = [f"**{s['classes']}**, {s['labels']['n_per_class']} tracks by true class ({s['labels']['rule']}); "
+             "AUC and kaon efficiency at 90 % purity with 95 % intervals (stratified bootstrap over events):", '',
+             '| method | AUC [95 % CI] | kaon efficiency at 90 % purity [95 % CI] | trained |', '|---|---|---|---|']
+    lines += [f"| {m} | {_interval(v['auc'], v.get('auc_ci'))} | {_interval(v['efficiency'], v.get('efficiency_ci'))} | {seeds(v)} |"
+              for m, v in rows]
+    run = s['run']; m = run['model']
+    lines += ['', f"Run: `{run['profile']}` profile, larvae_nb {run['version']}, {run['sim'].get('n_protons')} proton- and "
+              f"{run['sim'].get('n_kaons')} kaon-sample events, latent {m['latent']}, channels {m['channels']}, {run['epochs']} epochs, "
+              f"{sum(v or 0 for v in run['stage_seconds'].values()) / 60:.0f} minutes on the machine that made it."]
+    return '\n'.join(lines + [''] + [f"- {c}" for c in s['claims']])

@@ -16,7 +16,7 @@ import pandas as pd
 import uproot
 from fastcore.basics import patch
 
-from .config import LarvaeError, check_choice, did_you_mean, warn
+from .base import LarvaeError, check_choice, did_you_mean, warn
 from .keys import EVENT_KEY
 from .run import atomic_path
 from .plotting import plot_style

@@ -4,24 +4,26 @@
 
 # %% ../nbs/00b_run.ipynb #c124ecff
 from __future__ import annotations
-import json, os, pickle, shutil, tempfile, time
+import json, os, pickle, random, shutil, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import yaml
 
-from .config import Config, LarvaeError, config_hash, load_config
+from .config import Config, Device, load_config, training_hash
+from .base import LarvaeError, check_choice
 
 # %% auto #0
 __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'FEATURES_FILE', 'FEATURES_INFO_FILE',
            'CONFIG_FILE', 'SPLIT_FILE', 'TRANSFORM_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE',
            'LOSS_FIGURE', 'INFERENCE_DIR', 'INFERENCE_SUMMARY', 'CLASSIFIER_DIR', 'PREDICTIONS_FILE', 'FOLDS_FILE',
-           'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR', 'GRID_FILE',
-           'POINTS_DIR', 'DONE_FILE', 'EXPERIMENT_FILE', 'SUMMARY_NAME', 'MARKER', 'LOCK', 'HOLDER', 'RUN_FILES',
-           'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'atomic_path', 'atomic_write', 'is_claimed', 'claim_dir',
-           'output_lock', 'sweep_debris', 'output_dir', 'save_torch', 'load_torch', 'run_name', 'save_config',
-           'make_run_dir']
+           'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR',
+           'ABLATION_NAME', 'GRID_FILE', 'POINTS_DIR', 'DONE_FILE', 'EXPERIMENT_FILE', 'SUMMARY_NAME', 'MARKER', 'LOCK',
+           'HOLDER', 'RUN_FILES', 'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'missing_outputs', 'atomic_path',
+           'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir', 'save_torch',
+           'load_torch', 'seed_everything', 'pick_device', 'run_name', 'save_config', 'make_run_dir']
 
 # %% ../nbs/00b_run.ipynb #71332012
 TRACKS_FILE, CUTFLOW_FILE, DATASET_INFO_FILE = 'tracks.parquet', 'cutflow.csv', 'dataset.json' # larvae dataset
@@ -33,6 +35,7 @@ INFERENCE_DIR, INFERENCE_SUMMARY = 'inference', 'summary.json' # larvae infer: <
 CLASSIFIER_DIR, PREDICTIONS_FILE, FOLDS_FILE, PROTON_SPLIT_FILE = 'classifier', 'predictions.parquet', 'folds.parquet', 'proton_split.parquet'
 FIGURES_DIR, METRICS_FILE = 'figures', 'metrics.json' # larvae analyse
 PIPELINE_FILE, STAGES_DIR, RUNS_DIR = 'pipeline.json', '.stages', 'runs' # larvae pipeline
+ABLATION_NAME = 'ablation' # larvae ablation: ablation.csv and ablation.parquet
 
 # %% ../nbs/00b_run.ipynb #7a8b62e5
 @dataclass(frozen=True)
@@ -96,6 +99,16 @@ class SweepDir:
     points = property(lambda self: self.path/POINTS_DIR)
     def point(self, id:str)->Path: return self.points/id
     def summary(self, ext:str='parquet')->Path: return self.path/f'{SUMMARY_NAME}.{ext}'
+
+# %% ../nbs/00b_run.ipynb #6e455a67
+def missing_outputs(out)->list[str]:
+    "What a report needs from the pipeline output `out` and does not find there (empty when it is complete)."
+    o = Output(out)
+    if not o.info_file.is_file(): return [PIPELINE_FILE]
+    try: run = o.run()
+    except (LarvaeError, KeyError, TypeError): return [PIPELINE_FILE]
+    need = [o.tracks, o.cutflow, o.images, o.features, run.metrics, run.history, o.stage('analyse')]
+    return [str(n.relative_to(o.path)) if n.is_relative_to(o.path) else str(n) for n in need if not n.exists()]
 
 # %% ../nbs/00b_run.ipynb #06f44ae9
 @contextmanager
@@ -253,12 +266,32 @@ def load_torch(path, # a file written by `save_torch`
     if keys and not (isinstance(obj, dict) and set(keys) <= set(obj)): raise LarvaeError(refused)
     return obj
 
+# %% ../nbs/00b_run.ipynb #08e23969
+def seed_everything(seed:int)->None:
+    "Seed Python's, NumPy's and PyTorch's random generators."
+    import numpy as np
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try: import torch
+    except ImportError: return
+    torch.manual_seed(seed)
+
+def pick_device(pref:Device='auto')->str:
+    "The torch device name to use: cuda, then mps, then cpu for 'auto'."
+    check_choice('device', pref, get_args(Device))
+    import torch
+    has = {'cuda': torch.cuda.is_available(), 'cpu': True,
+           'mps': getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()}
+    if pref == 'auto': return next(d for d in ('cuda', 'mps', 'cpu') if has[d])
+    if not has[pref]: raise LarvaeError(f"device {pref!r} is not available on this machine; use device=auto or cpu")
+    return pref
+
 # %% ../nbs/00b_run.ipynb #38ac7b65
 def run_name(cfg:Config)->str:
     "A short readable name for a training run plus the config hash."
     m = cfg.model
     return (f"{m.type}-z{m.latent}-b{cfg.train.beta:g}-c{'x'.join(map(str, m.channels))}-"
-            f"{m.activation}-{cfg.images.transform}-{config_hash(cfg)}")
+            f"{m.activation}-{cfg.images.transform}-{training_hash(cfg)}")
 
 def save_config(cfg:Config, path):
     "Write the resolved config as YAML (atomically)."
@@ -279,7 +312,7 @@ def make_run_dir(root, # the directory that holds runs
         if overwrite: shutil.rmtree(d)
         elif resume:
             saved = d/CONFIG_FILE
-            if saved.exists() and config_hash(load_config(saved)) != config_hash(cfg):
+            if saved.exists() and training_hash(load_config(saved)) != training_hash(cfg):
                 raise LarvaeError(f"{d}: holds a run of a different config; choose another name or pass --overwrite")
         else:
             raise LarvaeError(f"{d}: run directory exists already; pass --resume to continue it or --overwrite to start again")

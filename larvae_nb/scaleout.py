@@ -4,18 +4,19 @@
 
 # %% ../nbs/08a_scaleout.ipynb #c2bc0537
 from __future__ import annotations
-import contextlib, glob, os, re
+import contextlib, glob, os, re, time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
-from .config import LarvaeError, did_you_mean
+from .base import LarvaeError, did_you_mean
 
 # %% auto #0
 __all__ = ['URL_SCHEMES', 'XRD_TIMEOUT', 'GLOB_CHARS', 'CLUSTER_KEYS', 'WORKER_CONFIG', 'Cluster', 'is_url', 'url_stat',
            'expand_files', 'open_url', 'raw_source', 'file_stat', 'iter_planes', 'read_cluster_file', 'slurm_cluster',
-           'ssh_cluster', 'local_cluster', 'make_cluster', 'dask_client', 'dask_imap']
+           'ssh_cluster', 'local_cluster', 'make_cluster', 'dask_client', 'dask_imap', 'imap_bounded']
 
 # %% ../nbs/08a_scaleout.ipynb #9e85b9c2
 URL_SCHEMES = ('root://', 'xroot://') # the XRootD URLs a manifest may name
@@ -302,3 +303,41 @@ def dask_imap(client, func, items, window:int):
         while pending: yield pending.popleft().result()
     finally:
         if pending: client.cancel(list(pending))  # an error, Ctrl-C, or the consumer stopped early
+
+# %% ../nbs/08a_scaleout.ipynb #0a6fff08
+def _watch_parent(interval:float=0.5, # seconds between checks
+                 ):
+    "Worker initializer: exit at once when the parent process is gone, and leave Ctrl-C and SIGTERM to the parent."
+    import signal, threading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's KeyboardInterrupt handler: terminate() ends a worker quietly
+    parent = os.getppid()
+    def watch():
+        while os.getppid() == parent: time.sleep(interval)
+        os._exit(1)  # orphaned (parent killed, e.g. by the OOM killer): stop holding memory and the output lock
+    threading.Thread(target=watch, daemon=True, name='larvae-watch-parent').start()
+
+def _stop_pool(ex:ProcessPoolExecutor):
+    "Cancel the queued jobs and end the workers now, without waiting for the jobs they are running."
+    procs, manager = list((ex._processes or {}).values()), ex._executor_manager_thread
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs: p.terminate()
+    for p in procs:
+        p.join(2)
+        if p.is_alive(): p.kill(); p.join(2)  # reaped before we return: no worker outlives the pool
+    if manager is not None: manager.join(5)  # the executor's own thread joins whatever it still holds
+
+def imap_bounded(func, items:list, workers:int):
+    "`map(func, items)` on `workers` processes, in order, with at most 2 × workers items in flight."
+    if workers <= 1:
+        yield from map(func, items); return
+    from collections import deque
+    ex, pending = ProcessPoolExecutor(workers, initializer=_watch_parent), deque()
+    try:
+        for x in items:
+            pending.append(ex.submit(func, x))
+            if len(pending) >= 2*workers: yield pending.popleft().result()
+        while pending: yield pending.popleft().result()
+    except BaseException:  # a job's error, KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI), or the consumer stopped early
+        _stop_pool(ex); raise
+    ex.shutdown()

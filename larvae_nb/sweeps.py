@@ -12,7 +12,8 @@ import pandas as pd
 import yaml
 
 import larvae_nb
-from .config import ConfigError, LarvaeError, load_config
+from .config import load_config
+from .base import ConfigError, LarvaeError
 from .run import (DONE_FILE, EXPERIMENT_FILE, PIPELINE_FILE, Output, RunDir, SweepDir, atomic_path, atomic_write, claim_dir,
                            output_dir, sweep_debris)
 from .plotting import plot_style

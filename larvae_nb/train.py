@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_train.ipynb #65641164
 from __future__ import annotations
-import copy, json, math, random, time
+import copy, hashlib, json, math, random, time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import Config, LarvaeError, config_hash, flag_overrides, load_config, pick_device, seed_everything
-from .keys import EVENT_KEY
+from .config import Config, OptimizerConfig, flag_overrides, load_config, training_hash
+from .base import LarvaeError, check_choice
+from .run import pick_device, seed_everything
+from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
                            atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch)
 from .images import ImageSet, apply_transform, fit_transform
@@ -22,8 +24,10 @@ from .model import VAE, vae_loss
 from .plotting import plot_style, savefig
 
 # %% auto #0
-__all__ = ['images_file', 'load_images', 'split_events', 'get_split', 'assign_split', 'train_epoch', 'evaluate', 'sanity_check',
-           'rng_state', 'set_rng_state', 'plot_history', 'EarlyStopping', 'proton_data', 'train', 'train_cmd']
+__all__ = ['SPLIT_LABELS', 'images_file', 'load_images', 'StaleRunError', 'images_digest', 'split_events', 'get_split',
+           'assign_split', 'seed_split_indices', 'seed_split', 'balanced_split_indices', 'balanced_split',
+           'train_epoch', 'evaluate', 'make_optimizer', 'sanity_check', 'rng_state', 'set_rng_state', 'plot_history',
+           'EarlyStopping', 'training_split', 'proton_data', 'train', 'train_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
@@ -39,6 +43,24 @@ def load_images(images)->ImageSet:
         raise LarvaeError(f"{p}: images file not found; make it with `larvae images --dataset DIR --out DIR` "
                           f"and pass --images DIR/images.pt")
     return ImageSet.load(p)
+
+# %% ../nbs/11_train.ipynb #075f37b9
+class StaleRunError(LarvaeError):
+    "A run directory whose checkpoint was trained on other images than the ones given."
+
+def images_digest(imgs:ImageSet)->str:
+    "A digest of an image set's pixels and keys: equal digests, equal training data."
+    h = hashlib.sha256(imgs.x.contiguous().numpy().tobytes())
+    h.update(pd.util.hash_pandas_object(imgs.keys.reset_index(drop=True), index=True).values.tobytes())
+    return h.hexdigest()[:16]
+
+def _check_same_images(run_dir:Path, digest:str, images, resume:bool):
+    "Refuse to resume a checkpoint that was trained on other images."
+    if not (resume and (run_dir/CHECKPOINT_FILE).is_file()): return
+    old = load_torch(run_dir/CHECKPOINT_FILE, 'checkpoint', keys=('history',))['history'].get('images_digest')
+    if old is not None and old != digest:
+        raise StaleRunError(f"{run_dir}: was trained on other images than {images} (they changed since); "
+                            "pass --overwrite to train afresh, or resume with the images it was trained on")
 
 # %% ../nbs/11_train.ipynb #9b2a2c3e
 def split_events(keys:pd.DataFrame, # track keys, at least run, subrun, event
@@ -70,11 +92,15 @@ def _key_str(df, n=3): return ', '.join('/'.join(str(v) for v in r) for r in df[
 def get_split(path, # the split file (parquet)
               keys:pd.DataFrame, # keys of the tracks to split
               val_split:float, seed:int, test_split:float=0., strata:str|None=None,
+              rule:str='events', # 'events' (`split_events`) or 'seed' (`seed_split`; no test set, no strata)
              )->pd.DataFrame:
     "The saved split at `path`, checked against `keys`; drawn and saved atomically if the file does not exist."
     path = Path(path)
     if not path.exists():
-        sp = split_events(keys, val_split, seed, test_split, strata)
+        check_choice('data.split_rule', rule, ('events', 'seed'))
+        if rule == 'seed' and (test_split or strata):
+            raise LarvaeError("data.split_rule='seed' draws train and val only; use rule='events' for a test set or strata")
+        sp = seed_split(keys, val_split, seed) if rule == 'seed' else split_events(keys, val_split, seed, test_split, strata)
         with atomic_path(path) as tmp: sp.to_parquet(tmp, index=False)
         return sp
     sp = pd.read_parquet(path)
@@ -91,10 +117,74 @@ def get_split(path, # the split file (parquet)
 
 # %% ../nbs/11_train.ipynb #21b01303
 def assign_split(keys:pd.DataFrame, split:pd.DataFrame)->np.ndarray:
-    "The split label of every row of `keys`, joined on the event key (and the strata column if the split has one)."
+    "The split label of every row of `keys` ('nan' where the split lacks it), joined on the event key (and the strata column if the split has one)."
     on = [c for c in split.columns if c != 'split']
     m = keys[on].merge(split, on=on, how='left', validate='many_to_one')
-    return m['split'].to_numpy(dtype=str)
+    return np.array(m['split'].tolist(), dtype=str)  # (pandas' to_numpy(dtype=str) cuts labels to one letter when NaN is present)
+
+# %% ../nbs/11_train.ipynb #d4fab3a5
+def seed_split_indices(n:int, # number of tracks
+                       val_split:float, # fraction for validation (rounded up, as sklearn does)
+                       seed:int, # random_state
+                      )->tuple[np.ndarray, np.ndarray]:
+    "The seed's draw: (train_idx, val_idx) of sklearn's `train_test_split(arange(n), test_size=val_split, random_state=seed)`."
+    from sklearn.model_selection import train_test_split
+    if n < 2: raise LarvaeError(f"only {n} track(s): too few to split into train/val; make more images")
+    tr, va = train_test_split(np.arange(n), test_size=val_split, random_state=seed)
+    return np.asarray(tr), np.asarray(va)
+
+# %% ../nbs/11_train.ipynb #e5abc4b6
+def seed_split(keys:pd.DataFrame, # proton track keys: run, subrun, event, track
+               val_split:float, seed:int,
+              )->pd.DataFrame:
+    "One row per event: run, subrun, event, split, drawn by the seed's rule over the tracks sorted by key."
+    tk = keys[list(TRACK_KEY)].drop_duplicates().sort_values(list(TRACK_KEY)).reset_index(drop=True)
+    multi = tk.duplicated(list(EVENT_KEY), keep=False)
+    if multi.any():
+        raise LarvaeError(f"data.split_rule='seed' splits tracks, but {int(multi.sum())} tracks share an event with another "
+                          f"(e.g. {_key_str(tk[multi], 1)}); the saved split is per event: use data.split_rule='events'")
+    lab = np.full(len(tk), 'train', dtype=object)
+    lab[seed_split_indices(len(tk), val_split, seed)[1]] = 'val'
+    return tk[list(EVENT_KEY)].assign(split=lab.astype(str))
+
+# %% ../nbs/11_train.ipynb #f22ab2e3
+def balanced_split_indices(sizes:list, # tracks per species, in the frame's species order
+                           seed:int=42, # the seed's default
+                           n_train:int|None=None, # total training tracks (the seed's --n-train)
+                           pool_per_species:int|None=None, train_frac:float|None=None, # the seed's pool mode
+                          )->tuple[np.ndarray, ...]:
+    "The seed's `make_balanced_split`: sorted (train_idx, val_idx) into the concatenated frame (pool mode: also the held-out rest)."
+    rng, k = np.random.default_rng(seed), len(sizes)
+    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    perms = [rng.permutation(int(n)) + o for n, o in zip(sizes, offs)]
+    if (n_train is None) == (pool_per_species is None): raise LarvaeError("give n_train or pool_per_species (with train_frac), not both")
+    if n_train is not None:
+        per = [n_train // k + (i >= k - n_train % k) for i in range(k)]  # the remainder goes to the last species first
+        stops = [(c, int(n)) for c, n in zip(per, sizes)]
+    else: stops = [(round(pool_per_species * train_frac), pool_per_species)] * k
+    for (c, hi), n, i in zip(stops, sizes, range(k)):
+        if max(c, hi) > n: raise LarvaeError(f"species {i} has {int(n)} tracks, fewer than the {max(c, hi)} its balanced split needs; lower data.n_train or pool_per_species")
+    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    out = (cat([p[:c] for p, (c, _) in zip(perms, stops)]), cat([p[c:hi] for p, (c, hi) in zip(perms, stops)]))
+    return out if n_train is not None else out + (cat([p[hi:] for p, (_, hi) in zip(perms, stops)]),)
+
+# %% ../nbs/11_train.ipynb #fdac3e96
+SPLIT_LABELS = ('train', 'val', 'held_out') # the balanced split's labels (held_out: outside the pool)
+
+def balanced_split(keys:pd.DataFrame, # track keys with `sample`
+                   dc, # the `data` config section (species, random_seed, n_train or pool_per_species/train_frac, val_split)
+                  )->pd.DataFrame:
+    "One row per track of the `dc.species` samples: run, subrun, event, track, sample, split, by the seed's balanced rule."
+    cols = list(TRACK_KEY) + ['sample']
+    tk = pd.concat([keys.loc[keys['sample'] == s, cols].drop_duplicates().sort_values(cols) for s in dc.species], ignore_index=True)
+    sizes = [int((tk['sample'] == s).sum()) for s in dc.species]
+    if min(sizes) == 0: raise LarvaeError(f"no {dc.species[sizes.index(0)]} images to split; samples present: {sorted(keys['sample'].unique())}")
+    pool = dc.pool_per_species is not None
+    n = None if pool else dc.n_train if dc.n_train is not None else len(sizes) * int((1 - dc.val_split) * min(sizes))
+    idx = balanced_split_indices(sizes, dc.random_seed, n, dc.pool_per_species, dc.train_frac)
+    lab = np.full(len(tk), 'held_out', dtype=object)
+    for name, i in zip(SPLIT_LABELS, idx): lab[i] = name
+    return tk.assign(split=lab.astype(str))
 
 # %% ../nbs/11_train.ipynb #1c0c33d5
 def _batches(n, batch_size, gen, device):
@@ -127,16 +217,24 @@ def train_epoch(model, x:torch.Tensor, opt, tc, gen:torch.Generator)->dict:
 
 # %% ../nbs/11_train.ipynb #dfe39bd8
 @torch.inference_mode()
-def evaluate(model, x:torch.Tensor, tc, batch_size:int=256)->dict:
-    "Mean total, recon and KL per image in evaluation mode (μ decoded, BatchNorm frozen)."
+def evaluate(model, x:torch.Tensor, tc, batch_size:int=256,
+             generator:torch.Generator|None=None, # source of ε when tc.eval_z == 'sample'
+            )->dict:
+    "Mean total, recon and KL per image in evaluation mode (BatchNorm frozen; μ decoded, or a draw of z if tc.eval_z == 'sample')."
     model.eval()
     sums = torch.zeros(3, device=x.device)
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size]
-        recon, mu, logvar = model(xb)
+        recon, mu, logvar = model(xb, sample=tc.eval_z == 'sample', generator=generator)
         t = vae_loss(recon, xb, mu, logvar, tc.beta, tc.signal_threshold, tc.signal_weight)
         sums += torch.stack([t.total, t.recon, t.kl]) * len(xb)
     return dict(zip(('total', 'recon', 'kl'), (sums / max(len(x), 1)).tolist()))
+
+# %% ../nbs/11_train.ipynb #b8def7e9
+def make_optimizer(params, oc:OptimizerConfig)->torch.optim.Optimizer:
+    "Adam or AdamW over `params` with the section's learning rate and weight decay."
+    cls = {'adamw': torch.optim.AdamW, 'adam': torch.optim.Adam}[check_choice('optimizer.name', oc.name, ('adamw', 'adam'))]
+    return cls(params, lr=oc.lr, weight_decay=oc.weight_decay)
 
 # %% ../nbs/11_train.ipynb #28c4e282
 def sanity_check(model, xb:torch.Tensor, tc)->float:
@@ -214,24 +312,44 @@ def _check_finite(epoch:int, which:str, losses:dict, settings:str):
 def _check_run_config(run_dir:Path, cfg:Config, resume:bool):
     "Save the config in `run_dir`; a resumed run must have the same one."
     saved = run_dir/CONFIG_FILE
-    if resume and saved.exists() and config_hash(load_config(saved)) != config_hash(cfg):
+    if resume and saved.exists() and training_hash(load_config(saved)) != training_hash(cfg):
         raise LarvaeError(f"{saved}: this run was made with another config; resume it with that config or start a new run")
     if (run_dir/CHECKPOINT_FILE).exists() and not resume:
         raise LarvaeError(f"{run_dir}: holds a training run already; pass resume=True (--resume) or use a new directory")
     save_config(cfg, saved)
 
 # %% ../nbs/11_train.ipynb #80d53dd9
+def training_split(path, # the run's split file
+                   keys:pd.DataFrame, # keys (with `sample`) of the images of the `data.species` samples
+                   dc, # the `data` config section
+                  )->pd.DataFrame:
+    "The run's saved split of the training samples, drawn (balanced, or per event / the seed's track rule) and saved if new."
+    if not dc.balanced:
+        strata = 'sample' if len(dc.species) > 1 else None  # several species unbalanced: each split by events on its own
+        return get_split(path, keys, dc.val_split, dc.random_seed, strata=strata, rule=dc.split_rule)
+    path, new = Path(path), balanced_split(keys, dc)
+    if not path.exists():
+        with atomic_path(path) as tmp: new.to_parquet(tmp, index=False)
+        return new
+    sp = pd.read_parquet(path)
+    if 'track' not in sp or not sp.drop(columns='split').sort_values(list(sp.columns[:-1])).reset_index(drop=True).equals(
+            new.drop(columns='split').sort_values(list(new.columns[:-1])).reset_index(drop=True)):
+        raise LarvaeError(f"{path}: the saved split holds other tracks than the images of {dc.species}; use the same images or start a new run (--overwrite)")
+    return sp
+
+# %% ../nbs/11_train.ipynb #2ca11b41
 def proton_data(imgs:ImageSet, cfg:Config, run_dir:Path, device:str):
-    "Keys, split labels and transformed train/val tensors of the proton images (split and transform saved in `run_dir`)."
-    prot = (imgs.keys['sample'] == 'proton').to_numpy().copy()
-    if not prot.any():
-        raise LarvaeError(f"no proton images (keys.sample == 'proton'); samples present: {sorted(imgs.keys['sample'].unique())}")
+    "Keys, split labels and transformed train/val tensors of the training images, the `data.species` samples (split and transform saved in `run_dir`)."
+    have = set(imgs.keys['sample'])
+    for s in cfg.data.species:
+        if s not in have: raise LarvaeError(f"no {s} images (keys.sample == {s!r}); samples present: {sorted(have)}; set data.species")
+    sel = imgs.keys['sample'].isin(cfg.data.species).to_numpy().copy()
     hw = cfg.model.input_hw
     if tuple(imgs.x.shape[1:]) != (2, hw, hw):
         raise LarvaeError(f"images are {tuple(imgs.x.shape[1:])}, the model expects (2, {hw}, {hw}); set model.input_hw or remake the images")
-    keys = imgs.keys[prot].reset_index(drop=True)
-    x = imgs.x[torch.from_numpy(prot)]
-    lab = assign_split(keys, get_split(run_dir/SPLIT_FILE, keys, cfg.data.val_split, cfg.data.random_seed))
+    keys = imgs.keys[sel].reset_index(drop=True)
+    x = imgs.x[torch.from_numpy(sel)]
+    lab = assign_split(keys, training_split(run_dir/SPLIT_FILE, keys, cfg.data))
     tr, va = torch.from_numpy(lab == 'train'), torch.from_numpy(lab == 'val')
     name = cfg.images.transform
     if (run_dir/TRANSFORM_FILE).exists(): stats = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics', keys=('stats',))['stats']
@@ -253,13 +371,15 @@ def train(images, # an ImageSet, an images.pt file or its directory
     run_dir = claim_dir(run_dir, 'train')  # marks it as a larvae directory; refuses one holding other files
     _check_run_config(run_dir, cfg, resume)
     imgs = load_images(images)
+    digest = images_digest(imgs)
+    _check_same_images(run_dir, digest, images, resume)
     device = pick_device(cfg.train.device)
     tc, seed = cfg.train, cfg.data.random_seed
     keys, lab, x_tr, x_va = proton_data(imgs, cfg, run_dir, device)
     if len(x_tr) < 2: raise _no_step(len(x_tr), f"{run_dir/SPLIT_FILE}")
     seed_everything(seed)
     model = VAE(cfg.model).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    opt = make_optimizer(model.parameters(), cfg.optimizer)
     gen = torch.Generator().manual_seed(seed)
     hist = {'train': {k: [] for k in ('total', 'recon', 'kl')}, 'val': {k: [] for k in ('total', 'recon', 'kl')},
             'train_seconds': [], 'val_seconds': [], 'train_images_per_second': [],
@@ -268,7 +388,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
             'images': None if isinstance(images, ImageSet) else str(images_file(images)),
             'n_train': len(x_tr), 'n_val': len(x_va), 'n_train_events': _n_events(keys[lab == 'train']),
             'n_val_events': _n_events(keys[lab == 'val']),
-            'transform': cfg.images.transform, 'config': cfg.to_dict(),
+            'transform': cfg.images.transform, 'config': cfg.to_dict(), 'images_digest': digest,
             'started': datetime.now(timezone.utc).isoformat(timespec='seconds')}
     best_state = copy.deepcopy(model.state_dict())
     if resume and (run_dir/CHECKPOINT_FILE).exists():
@@ -286,7 +406,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
             t0 = time.perf_counter()
             tr = train_epoch(model, x_tr, opt, tc, gen)
             t1 = time.perf_counter()
-            va = evaluate(model, x_va, tc)
+            va = evaluate(model, x_va, tc, generator=torch.Generator().manual_seed(seed + epoch + 1))
             t2 = time.perf_counter()
             hint = f"optimizer.lr (now {cfg.optimizer.lr:g}) or train.beta (now {tc.beta:g})"
             _check_finite(epoch + 1, 'training', tr, hint); _check_finite(epoch + 1, 'validation', va, hint)

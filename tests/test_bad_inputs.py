@@ -9,9 +9,11 @@ import pandas as pd
 import psutil
 import pytest
 
-from larvae_nb.config import LarvaeError, LarvaeWarning, load_config
+from larvae_nb.config import load_config
+from larvae_nb.base import LarvaeError, LarvaeWarning
 from larvae_nb.keys import EVENT_KEY
-from larvae_nb.dataset import MANIFEST, dataset_cmd, imap_bounded, read_beamline, read_lifetime, read_manifest, read_reco
+from larvae_nb.scaleout import imap_bounded
+from larvae_nb.dataset import TRACKS_SCHEMA, MANIFEST, dataset_cmd, read_beamline, read_lifetime, read_manifest, read_reco
 from larvae_nb.physics import dedx_table, write_dedx_table
 from larvae_nb.root_io import RawWriter, iterate_planes, write_tree
 
@@ -44,7 +46,7 @@ def base(tmp_path_factory):
     d = tmp_path_factory.mktemp('base')
     z = np.zeros((2, 240, 64), np.int16)
     with RawWriter(d/'protons.root', n_ticks=64) as w: w.write([1, 1], [0, 0], [1, 2], z, z + 1)
-    (d/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,600,900,938.3\n1,0,2,610,880,938.3\n")
+    (d/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,1,1,921.4\n1,0,2,1,0,958.0\n")  # p picky, m match flags; measured mass
     (d/'reco.csv').write_text('run,subrun,event,trkrr,trkdedx\n1,0,1,"3;2;1","2;3;4"\n1,0,2,"3;2;1","2;3;4"\n')
     (d/'lifetime.csv').write_text("run,lifetime_us\n1,700\n")
     pd.DataFrame({'run': [1], 'subrun': [0], 'event': [1]}).to_parquet(d/'truth.parquet')
@@ -106,7 +108,7 @@ def test_manifest_path_is_a_directory(data, rel, what):
 # --- 2. keyed CSVs
 
 def test_key_not_whole_number_cli(data, tmp_path):
-    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,600,900,938.3\n1,0,4.5,610,880,938.3\n")
+    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,1,1,921.4\n1,0,4.5,1,0,958.0\n")
     one_line_error(dataset(data, tmp_path/'out'), data/'beamline.csv',
                    "column 'event' of the beamline CSV has 1 value(s) that are not whole numbers, e.g. event=4.5 in data row 2")
     assert not (tmp_path/'out').exists()
@@ -124,14 +126,22 @@ def test_key_not_whole_number(data, csv, text, msg):
     assert '\n' not in str(e.value) and f"{data/csv}: {msg}" in str(e.value), str(e.value)
 
 
+def test_beamline_flags_must_be_0_or_1(data, tmp_path):
+    "An old-style file with the momentum in p (and the mass in m) is refused, naming the file, the column and the row."
+    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,1,1,921.4\n1,0,2,610,880,938.3\n")
+    one_line_error(dataset(data, tmp_path/'out'), data/'beamline.csv',
+                   "column 'p' must be a 0/1 flag (p is the picky flag of the WC track, not its momentum), but data row 2 has p=610")
+    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,1,0.5,921.4\n")
+    with pytest.raises(LarvaeError, match="column 'm' must be a 0/1 flag .m is the WC-to-TPC match flag"): read_beamline(data/'beamline.csv')
+
 def test_beamline_values_dropped_with_warning(data, tmp_path):
-    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,600,inf,938.3\n1,0,2,610,880,938.3\n1,0,3,x,880,\n")
+    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,1,inf,921.4\n1,0,2,1,0,958.0\n1,0,3,x,1,\n")
     with pytest.warns(LarvaeWarning, match=r"beamline.csv: dropped 2 of 3 beamline row\(s\) whose p, m or beamline_mass"):
         got = read_beamline(data/'beamline.csv')
     assert got['event'].tolist() == [2] and np.isfinite(got[['p', 'm', 'beamline_mass']].to_numpy()).all()
     r = dataset(data, tmp_path/'out', '--workers', 1)  # the toy events have no tracks: the stage then stops, after warning
     assert f"larvae: warning: {data/'beamline.csv'}: dropped 2 of 3 beamline row(s)" in r.stderr.splitlines()[0], r.stderr
-    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,600,nan,938.3\n")
+    (data/'beamline.csv').write_text("run,subrun,event,p,m,beamline_mass\n1,0,1,1,nan,921.4\n")
     with pytest.raises(LarvaeError, match="beamline.csv: no row of the beamline CSV has finite numbers"): read_beamline(data/'beamline.csv')
 
 
@@ -274,5 +284,5 @@ def test_old_tracks_file_refused(tmp_path):
     rows = dict(run=[1], subrun=[0], event=[1], track=[0], sample=['proton'], col_image=[[[1., 2.], [3., 4.]]])
     pd.DataFrame(rows).to_parquet(tmp_path/'tracks.parquet')  # no schema version: as an older larvae_nb wrote it
     one_line_error(larvae('features', '--dataset', tmp_path, '--out', tmp_path/'f'), tmp_path/'tracks.parquet',
-                   'written by an older larvae_nb (schema 0, this version needs 1): rerun `larvae dataset`')
+                   f'written by an older larvae_nb (schema 0, this version needs {TRACKS_SCHEMA}): rerun `larvae dataset`')
     assert not (tmp_path/'f'/'features.parquet').exists()

@@ -232,7 +232,7 @@ def test_simulate_never_replaces_a_users_data_directory(tmp_path):
     sim = tmp_path/'sim'
     larvae('simulate', '--out', sim, '--n-protons', 2, '--n-kaons', 0, '--ticks', 512)
     (tmp_path/'.sim.killed.tmp').mkdir()
-    larvae('simulate', '--out', sim, '--n-protons', 3, '--n-kaons', 0, '--ticks', 512)
+    larvae('simulate', '--out', sim, '--n-protons', 3, '--n-kaons', 0, '--n-mips', 0, '--ticks', 512)
     assert not (tmp_path/'.sim.killed.tmp').exists()
     assert len(pd.read_parquet(sim/'truth.parquet')) == 3
 

@@ -46,8 +46,52 @@ def test_features_end_to_end(dataset, tmp_path):
     assert r.returncode == 0, r.stderr
     f = pd.read_parquet(tmp_path/'features.parquet')
     assert len(f) == 12 and f.shape[1] == 5 + 25
-    assert f['total_adc'].notna().all()
+    assert f['total_adc_larvae'].notna().all() and 'total_adc' not in f  # the default set: no variant under a seed name
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith('.larvae')) == ['features.json', 'features.parquet']
+
+
+def test_features_seed_set_cli(dataset, tmp_path):
+    r = run('features', '--dataset', str(dataset), '--out', str(tmp_path), 'features.set=seed', 'features.categories=seed')
+    assert r.returncode == 0, r.stderr
+    from larvae_nb.seed_features import SEED_FEATURES
+    f = pd.read_parquet(tmp_path/'features.parquet')
+    assert list(f.columns[5:]) == ['height', *SEED_FEATURES]
+    assert (f['height'] == [len(im) for im in pd.read_parquet(dataset/'tracks.parquet').set_index('event').loc[f['event'], 'col_image']]).all()
+    info = __import__('json').loads((tmp_path/'features.json').read_text())
+    assert info['set'] == 'seed' and info['categories']['profile_kurtosis'] == 'calorimetry'
+
+
+@pytest.mark.parametrize('override, says', [('features.set=seeds', 'features.set'), ('features.last_wires=1', 'at least 2')])
+def test_bad_feature_option_is_one_line(override, says, dataset, tmp_path):
+    one_line_error(run('features', '--dataset', str(dataset), '--out', str(tmp_path/'o'), override), says)
+    assert not (tmp_path/'o').exists()
+
+
+def test_seed_known_answers():
+    "SEED_SPEC B.3: the seed's own values on its 12 x 6 test crop, every feature, to the six figures quoted."
+    from larvae_nb.seed_features import SEED_FEATURES, SEED_KNOWN_ANSWERS, seed_features, seed_test_vector
+    I, c = seed_test_vector()
+    assert set(SEED_KNOWN_ANSWERS) == set(SEED_FEATURES)
+    f = seed_features(I, c)
+    bad = {k: (f[k], v) for k, v in SEED_KNOWN_ANSWERS.items() if not abs(f[k] - v) <= 5e-6*max(1, abs(v))}
+    assert not bad, bad
+    c[11] = 200  # maximum on the stopping wire: no prominence, width 0
+    assert seed_features(I, c)['bragg_peak_width'] == 0.0
+
+
+def test_seed_nan_rules_counted():
+    "The seed's NaN/inf rules (B.2) give NaN where it does, and each one is counted."
+    from collections import Counter
+    from larvae_nb.features import FEATURE_SETS, track_features
+    from larvae_nb.config import FeatureConfig
+    I = np.zeros((6, 4)); I[:, 1] = [1., 2., 2., 2., 2., 1.]  # 6 wires, flat top
+    why = Counter()
+    f = track_features(I, reasons=why, cfg=FeatureConfig(set='seed'))
+    assert list(f) == list(FEATURE_SETS['seed'])
+    for k in ('profile_kurtosis', 'monotonic_rise_fraction', 'end_vs_start_ratio'): assert np.isnan(f[k]), k
+    assert {r.split(':')[0] for r in why} == {'profile_kurtosis', 'monotonic_rise_fraction', 'end_vs_start_ratio'}
+    g = track_features(I, reasons=Counter(), cfg=FeatureConfig(set='larvae'))
+    assert np.isfinite(g['profile_kurtosis_larvae']) and np.isfinite(g['end_start_ratio'])
 
 
 @pytest.mark.parametrize('cmd', ['images', 'features'])
@@ -66,3 +110,96 @@ def test_missing_column_is_one_line(cmd, col, dataset, tmp_path):
 def test_corrupt_tracks_is_one_line(cmd, tmp_path):
     (tmp_path/'tracks.parquet').write_bytes(b'not parquet')
     one_line_error(run(cmd, '--dataset', str(tmp_path), '--out', str(tmp_path/'o')), 'not a readable Parquet file')
+
+
+# The seed's images (SEED_SPEC A.2-A.4), against a direct implementation written here from the spec:
+# last 50 wires, 51 x 1502 canvas, top aligned, x0 = max(0, min(751 - v, 1502 - w)), then plain bilinear
+# sampling with half-pixel centres, every weight spelled out.
+SEED = dict(n_wires=50, canvas_wires=51, canvas_ticks=1502, wire_align='top', antialias=False)
+
+
+def seed_image(crop, size=48):
+    kept = np.asarray(crop, np.float64)[-50:]
+    h, w = kept.shape
+    v = int(np.argmax(kept[0]))
+    x0 = max(0, min(751 - v, 1502 - w))
+    canvas = np.zeros((51, 1502))
+    canvas[:h, x0:x0 + w] = kept
+    out = np.zeros((size, size))
+    for i in range(size):
+        y = max((i + 0.5)*51/size - 0.5, 0.)
+        r0 = int(y); r1 = min(r0 + 1, 50); wy = y - r0
+        for j in range(size):
+            x = max((j + 0.5)*1502/size - 0.5, 0.)
+            c0 = int(x); c1 = min(c0 + 1, 1501); wx = x - c0
+            out[i, j] = ((1 - wy)*(1 - wx)*canvas[r0, c0] + (1 - wy)*wx*canvas[r0, c1]
+                         + wy*(1 - wx)*canvas[r1, c0] + wy*wx*canvas[r1, c1])
+    return out
+
+
+def one_track(col, ind=None):
+    ind = col if ind is None else ind
+    return pd.DataFrame([dict(run=1, subrun=0, event=1, track=0, sample='kaon', col_image=list(col), ind_image=list(ind))])
+
+
+def test_seed_sampling_by_hand():
+    from larvae_nb.config import ImageConfig
+    from larvae_nb.images import make_images
+    cfg = ImageConfig(device='cpu', **SEED)
+    crop = np.zeros((2, 40), np.float32); crop[0, 5] = 200; crop[0, 20] = 100  # peak tick 5 -> column 751; tick 20 -> 766
+    x = make_images(one_track(crop), cfg).x[0, 0].numpy()
+    want = np.zeros((48, 48)); want[0, 24] = 100*31/32*41/48  # output (0, 24) reads rows 0/1 at 31/32, 1/32 and columns 766/767 at 41/48, 7/48
+    np.testing.assert_allclose(x, want, atol=5e-3)  # torch's float32 source coordinate is off by ~2e-5
+    x = make_images(one_track(np.full((60, 40), 100, np.float32)), cfg).x[0, 0].numpy()
+    assert set(np.nonzero(x)[1]) == {24}
+    np.testing.assert_allclose(x[:47, 24], 100, rtol=1e-6)
+    np.testing.assert_allclose(x[47, 24], 3.125, rtol=1e-5)  # row 47 blends canvas row 49 (1/32) with the empty row 50
+
+
+def test_seed_images_match_direct_formula():
+    import pyarrow as pa
+    from larvae_nb.config import ImageConfig
+    from larvae_nb.images import make_images
+    rng, rows, crops = np.random.default_rng(3), [], []
+    for i, (h, w) in enumerate([(11, 40), (50, 300), (51, 30), (120, 1499), (30, 1400), (75, 900), (15, 5), (178, 760)]):
+        col = np.where(rng.random((h, w)) < 0.3, rng.integers(16, 900, (h, w)), 0).astype(np.float32)
+        col[:, 0] = 20  # every wire holds charge, like a cluster; the first wire of a few crops peaks at tick 0 (clamping)
+        if i % 2: col[-min(h, 50), rng.integers(0, w)] = 2000
+        ind = np.roll(col, 1, axis=1)*0.4
+        crops.append((col, ind))
+        rows.append(dict(run=1, subrun=0, event=i, track=0, sample='proton', col_image=list(col), ind_image=list(ind)))
+    df = pd.DataFrame(rows)
+    for tracks in (df, pa.Table.from_pandas(df)):
+        x = make_images(tracks, ImageConfig(device='cpu', batch_size=3, **SEED)).x.numpy()
+        for k, (col, ind) in enumerate(crops):
+            for c, crop in enumerate((col, ind)):
+                want = seed_image(crop)
+                # torch places the sample points in float32 (~6e-5 of a pixel at column 766): weights good to 1e-4
+                np.testing.assert_allclose(x[k, c], want, atol=1e-4*crop.max(), err_msg=f"track {k}, plane {c}")
+                if want.any(): assert np.corrcoef(x[k, c].ravel(), want.ravel())[0, 1] > 0.999999
+                else: assert k == 6 and not x[k, c].any()  # 5 ticks at columns 751-755: between the sample points, the image is empty
+
+
+def test_larvae_alignment_and_edge_clipping():
+    from larvae_nb.images import crop_to_canvas
+    crop = np.zeros((20, 400), np.float32); crop[0, 390] = 5; crop[:, 10] = 1; crop[-1, 300] = 9
+    c = crop_to_canvas(crop, 50, 256)  # larvae_nb: 50 x 256, bottom aligned
+    assert c.shape == (50, 256) and c[:30].sum() == 0 and c[-1].max() == 9  # stopping wire on the last row
+    assert c[30].argmax() == 390 - 144  # first kept wire on row 30; its peak cannot reach column 128: clamped, ticks 144..399 fill the canvas
+    assert c[:, :].sum() == 5 + 9  # ticks 0..143 (the column of ones) fell off the left edge
+    s = crop_to_canvas(crop, 50, 1502, 51, 'top')  # the seed: nothing is cut, first wire on row 0
+    assert s[0].argmax() == 751 and s[19].max() == 9 and s[20:].sum() == 0 and s.sum() == crop.sum()
+
+
+def test_seed_settings_through_the_command(dataset, tmp_path):
+    r = run('images', '--dataset', str(dataset), '--out', str(tmp_path), *(f'images.{k}={str(v).lower()}' for k, v in SEED.items()))
+    assert r.returncode == 0, r.stderr
+    from larvae_nb.images import ImageSet
+    ims = ImageSet.load(tmp_path/'images.pt')
+    assert ims.meta['images']['canvas_ticks'] == 1502 and ims.meta['images']['antialias'] is False
+    tracks = pd.read_parquet(dataset/'tracks.parquet')
+    for k in (0, 5):
+        crop = np.stack(tracks['col_image'][k])
+        np.testing.assert_allclose(ims.x[k, 0].numpy(), seed_image(crop), atol=1e-4*crop.max())
+    one_line_error(run('images', '--dataset', str(dataset), '--out', str(tmp_path/'o'), 'images.canvas_wires=49'),
+                   'images.canvas_wires=49 is below n_wires=50')

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from larvae_nb.config import AnalysisConfig, LarvaeError
+from larvae_nb.config import AnalysisConfig
+from larvae_nb.base import LarvaeError
 from larvae_nb.keys import TRACK_KEY
-from larvae_nb.latents import SPLIT_SAMPLE, analyse, latent_columns, synthetic_latents
+from larvae_nb.analysis import SPLIT_SAMPLE, analyse
+from larvae_nb.latents import latent_columns, synthetic_latents
 
 LARVAE = str(Path(sys.executable).with_name('larvae'))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import uproot
 
-from larvae_nb.config import LarvaeError
+from larvae_nb.base import LarvaeError
 from larvae_nb.keys import EVENT_KEY
 from larvae_nb.root_io import RawWriter, event_index, find_raw_tree, iterate_planes, write_tree
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from larvae_nb.config import LarvaeError, load_config
+from larvae_nb.config import load_config
+from larvae_nb.base import LarvaeError
 from larvae_nb.images import ImageSet
 from larvae_nb.inference import load_inference, load_run
 from larvae_nb.model import VAE

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from larvae_nb.config import LarvaeError, load_config
+from larvae_nb.config import load_config
+from larvae_nb.base import LarvaeError
 from larvae_nb.dataset import build_dataset, load_tracks
 
 pytestmark = pytest.mark.services

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from larvae_nb.config import LarvaeError, load_config
+from larvae_nb.config import load_config
+from larvae_nb.base import LarvaeError
 from larvae_nb.images import ImageSet
 from larvae_nb.inference import infer, infer_cmd, load_inference, novelty_auc
 from larvae_nb.train import train, train_cmd
@@ -88,3 +89,23 @@ def test_larvae_classify_scores_every_analysed_track_held_out(tmp_path, images):
     assert pred.p_kaon.between(0, 1).all() and not pred.duplicated(['run', 'subrun', 'event', 'track']).any()
     r = subprocess.run([LARVAE, 'classify', '--run', str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and 'not a training run' in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_all_species_balanced_training_and_per_species_inference(tmp_path):
+    """data.species + data.balanced: equal per-species training counts by the seed's rule, split per track and saved;
+    inference writes one set per species and split, which partition the images; a resumed run reuses the split."""
+    ims = tiny_images(n=24, kaons=20)
+    ims.keys.loc[34:, 'sample'] = 'mip'  # 24 protons, 10 kaons, 10 MIPs
+    over = TINY + ['data.species=[proton, kaon, mip]', 'data.balanced=true', 'data.n_train=13']
+    hist = train(ims, load_config(overrides=over), tmp_path / 'run', progress=False)
+    sp = pd.read_parquet(tmp_path / 'run' / 'split.parquet')
+    assert sp[sp.split == 'train'].groupby('sample').size().to_dict() == {'proton': 4, 'kaon': 4, 'mip': 5}  # remainder: last species
+    assert (hist['n_train'], hist['n_val']) == (13, 31)
+    paths = infer(tmp_path / 'run', ims)
+    assert list(paths) == ['proton_train', 'proton_val', 'kaon_train', 'kaon_val', 'mip_train', 'mip_val']
+    got = pd.concat([load_inference(tmp_path / 'run', s).keys for s in paths])
+    assert len(got) == 44 and not got.duplicated().any()
+    assert len(load_inference(tmp_path / 'run', 'mip').keys) == 10
+    with pytest.raises(LarvaeError, match='fewer than the 11'):
+        train(ims, load_config(overrides=TINY + ['data.species=[proton, kaon]', 'data.balanced=true', 'data.n_train=22']),
+              tmp_path / 'big', progress=False)

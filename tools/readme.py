@@ -4,7 +4,9 @@
     python tools/readme.py --check  # exit 1 if README.md is not what index.ipynb makes
 
 Cells whose first lines carry `#| hide` are dropped, other `#|` directive lines are removed, and the
-notebook is exported with nbconvert's Markdown exporter.
+notebook is exported with nbconvert's Markdown exporter. A code cell marked `#| output: asis` (the results section)
+is run here, from nbs/, and what it prints becomes Markdown of the README: its numbers come from the committed
+results/default-run.json, never from a stored output.
 """
 import sys
 from pathlib import Path
@@ -22,6 +24,17 @@ def directives(src):
     return out, '\n'.join(l for l in lines if not l.startswith('#|')).strip()
 
 
+def run_asis(src) -> str:
+    "What a results cell prints, run from nbs/ as the notebook runs it."
+    import contextlib, io, os
+    buf, cwd = io.StringIO(), os.getcwd()
+    try:
+        os.chdir(ROOT/'nbs')
+        with contextlib.redirect_stdout(buf): exec(compile(src, 'nbs/index.ipynb', 'exec'), {'__name__': '__readme__'})
+    finally: os.chdir(cwd)
+    return buf.getvalue().strip()
+
+
 def render() -> str:
     nb = nbformat.read(ROOT/'nbs'/'index.ipynb', as_version=4)
     cells = []
@@ -29,7 +42,9 @@ def render() -> str:
         if c.cell_type == 'code':
             ds, src = directives(c.source)
             if any(d.split(':')[0].strip() in ('hide', 'exporti', 'export') for d in ds): continue
-            c.source = src
+            if 'output: asis' in ds:
+                c = nbformat.v4.new_markdown_cell(run_asis(src))
+            else: c.source = src
         cells.append(c)
     nb.cells = cells
     body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)

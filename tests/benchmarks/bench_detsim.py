@@ -20,8 +20,9 @@ def main():
     ap.add_argument('--events', type=int, default=200, help='events per sample')
     ap.add_argument('--ticks', type=int, default=3072)
     ap.add_argument('--chunk', type=int, default=100)
+    ap.add_argument('--mips', type=int, default=0, help='events of the MIP sample (0: protons and kaons only, comparable across versions)')
     a = ap.parse_args()
-    cfg = SimConfig(n_protons=a.events, n_kaons=a.events, ticks=a.ticks, events_per_chunk=a.chunk)
+    cfg = SimConfig(n_protons=a.events, n_kaons=a.events, ticks=a.ticks, events_per_chunk=a.chunk, **({'n_mips': a.mips} if 'n_mips' in SimConfig.__dataclass_fields__ else {}))  # (older versions have no MIP sample)
     simulate_event(cfg, 'proton', 0); simulate_event(cfg, 'kaon', 0)  # tables and noise banks
     t = time.perf_counter()
     for s in ('proton', 'kaon'):
@@ -31,11 +32,11 @@ def main():
     try:
         t = time.perf_counter()
         simulate(d/'data', cfg, progress=False)
-        full = 2 * a.events / (time.perf_counter() - t)
+        full = (2 * a.events + a.mips) / (time.perf_counter() - t)
         size = sum(f.stat().st_size for f in (d/'data').rglob('*') if f.is_file()) / 2**20
     finally:
         shutil.rmtree(d)
-    print(f"ticks {a.ticks}, chunk {a.chunk} events, {2 * a.events} events")
+    print(f"ticks {a.ticks}, chunk {a.chunk} events, {2 * a.events + a.mips} events ({a.mips} MIPs)")
     print(f"generation only      : {gen:7.1f} events/s")
     print(f"simulate incl. write : {full:7.1f} events/s  ({full / gen:.2f} x generation only; target >= 20/core)")
     print(f"output size          : {size:7.1f} MB")

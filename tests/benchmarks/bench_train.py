@@ -20,9 +20,10 @@ from larvae_nb.config import load_config
 from larvae_nb.images import ImageSet, apply_transform
 from larvae_nb.inference import infer
 from larvae_nb.model import VAE, vae_loss
-from larvae_nb.train import train, train_epoch
+from larvae_nb.train import make_optimizer, train, train_epoch
 
 PAPER = ['model.channels=[32,64,128,256]', 'model.latent=8', 'model.kernel=5', 'model.stride=2', 'model.dropout=0.0',
+         'model.activation=relu', 'model.output=hidden', 'train.beta=0.5', 'optimizer.name=adam',
          'train.batch_size=32', 'train.device=cpu', 'images.transform=log1p', 'train.patience=1000']
 
 
@@ -39,7 +40,7 @@ def bare_loop(x, cfg, epochs):
     "The reference: the same model, optimiser and loss in a plain loop over in-memory tensors; images/s per epoch."
     torch.manual_seed(0)
     model = VAE(cfg.model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    opt = make_optimizer(model.parameters(), cfg.optimizer)
     tc, rates = cfg.train, []
     model.train()
     for _ in range(epochs):
@@ -60,7 +61,7 @@ def interleaved(x, cfg, rounds):
     "Per-round ratio of `train_epoch` (the loop `train` runs) to the bare loop, alternating epochs so load drift cancels."
     torch.manual_seed(0)
     ours = VAE(cfg.model)
-    opt = torch.optim.AdamW(ours.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    opt = make_optimizer(ours.parameters(), cfg.optimizer)
     gen, ratios = torch.Generator().manual_seed(0), []
     for _ in range(rounds):
         b = bare_loop(x, cfg, 1)[0]
