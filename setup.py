@@ -20,6 +20,9 @@ requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses[cfg['license']]
+extras = {'ssh': ['asyncssh>=2.14'],  # --cluster ssh
+          'slurm': ['dask-jobqueue>=0.8'],  # --cluster slurm
+          'xrootd': ['xrootd>=5.6', 'fsspec-xrootd>=0.4']}  # root:// URLs in a data manifest
 
 class BuildWithReports(build_py):
     "Ship the report notebooks (nbs/2X_report_*.ipynb, their source of truth) in the package as larvae_nb/reports/."
@@ -52,9 +55,8 @@ setuptools.setup(
     include_package_data=True,
     package_data={'larvae_nb': ['configs/*.yaml', 'templates/*.ipynb']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements,
-                    'ssh': ['asyncssh>=2.14'],
-                    'slurm': ['dask-jobqueue>=0.8']},
+    extras_require={'dev': dev_requirements + [r for rs in extras.values() for r in rs],  # the tests meet real services through them
+                    **extras},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + min_python,
     zip_safe=False,

@@ -4,8 +4,7 @@
 
 # %% ../nbs/08_dataset.ipynb #006c090e
 from __future__ import annotations
-import hashlib, json, os, time, warnings
-from concurrent.futures import ProcessPoolExecutor
+import contextlib, hashlib, json, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +15,14 @@ import yaml
 from .config import Config, load_config
 from .base import LarvaeError, did_you_mean, warn
 from .keys import EVENT_KEY
+from .scaleout import Cluster, dask_client, dask_imap, expand_files, imap_bounded, file_stat, is_url, iter_planes, raw_source, read_cluster_file
 from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 
 # %% auto #0
 __all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'BEAM_EXTRAS', 'BEAM_FLAGS', 'TRACKS_SCHEMA', 'SCHEMA_KEY',
            'CAL_PREFIX', 'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job',
-           'count_by_label', 'process_entries', 'make_jobs', 'imap_bounded', 'read_lifetime', 'track_lifetimes',
-           'read_reco', 'pid_tables', 'cluster_pid', 'merge_and_score', 'build_dataset', 'load_tracks', 'dataset_cmd',
+           'count_by_label', 'process_entries', 'make_jobs', 'read_lifetime', 'track_lifetimes', 'read_reco',
+           'pid_tables', 'cluster_pid', 'merge_and_score', 'job_map', 'build_dataset', 'load_tracks', 'dataset_cmd',
            'cutflow_by', 'stops_in_argon', 'pid_vs_truth']
 
 # %% ../nbs/08_dataset.ipynb #bac656a3
@@ -32,7 +32,7 @@ MANIFEST = 'larvae-data.yaml'
 class Sample:
     "One labelled sample of raw files (e.g. the beamline-selected kaon candidates)."
     name:str
-    files:list[Path]
+    files:list # local Paths and root:// URLs (str), globs expanded
     tree:str|None = None # None: find the raw tree by its branches
 
 @dataclass
@@ -86,7 +86,9 @@ def _sample(name, s, root:Path, mpath:Path)->Sample:
         raise LarvaeError(f"{mpath}: sample {name!r} needs 'files': a file name or a list of them, got {s.get('files')!r}")
     if s.get('tree') is not None and not isinstance(s['tree'], str):
         raise LarvaeError(f"{mpath}: sample {name!r} 'tree' must be a tree path such as ana/raw, got {s['tree']!r}")
-    return Sample(str(name), [_existing(root, f, f"sample {name!r} file", mpath) for f in files], s.get('tree'))
+    what = f"sample {name!r} file"
+    found = [f for e in files for f in expand_files(e, root, what, mpath)]
+    return Sample(str(name), [f if is_url(f) or isinstance(f, Path) else _existing(root, f, what, mpath) for f in found], s.get('tree'))
 
 def read_manifest(data_dir)->Manifest:
     "Read and check `larvae-data.yaml` in `data_dir`: its entries and their types, and that every file it names exists."
@@ -203,7 +205,6 @@ def tracks_to_arrow(df:pd.DataFrame)->pa.Table:
     return pa.table(cols).replace_schema_metadata({SCHEMA_KEY: str(TRACKS_SCHEMA).encode()})
 
 # %% ../nbs/08_dataset.ipynb #0ae96111
-from .root_io import find_raw_tree, iterate_planes
 from .clustering import cluster_chunk, clusters_frame
 from .cuts import CutFlow, cluster_cuts, image_cuts, reco_track_cuts
 from .matching import match_clusters
@@ -233,7 +234,7 @@ def process_entries(job:Job, cfg:Config,
     "Tracks, cut flow and event keys of one range of raw entries."
     flow, parts, keys, s = CutFlow(), [], [], job.sample
     count = (lambda step, rows: flow.add(step, s, len(rows))) if labels is None else (lambda step, rows: count_by_label(flow, step, rows, labels))
-    for chunk in iterate_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop):
+    for chunk in iter_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop):
         if labels is None: flow.add('entries', s, len(chunk) + chunk.n_empty)  # empty entries have no key to label
         count('non-empty events', chunk.keys)
         keys.append(chunk.keys.assign(sample=s))
@@ -258,46 +259,10 @@ def make_jobs(manifest:Manifest, chunk_events:int)->list[Job]:
     jobs, step = [], 2*chunk_events
     for s in manifest.samples.values():
         for f in s.files:
-            n = find_raw_tree(f, s.tree).n_entries
+            n = raw_source(f, s.tree).n_entries
             jobs += [Job(s.name, str(f), s.tree, a, min(a + step, n)) for a in range(0, n, step)]
     return jobs
 
-def _watch_parent(interval:float=0.5, # seconds between checks
-                 ):
-    "Worker initializer: exit at once when the parent process is gone, and leave Ctrl-C and SIGTERM to the parent."
-    import signal, threading
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's KeyboardInterrupt handler: terminate() ends a worker quietly
-    parent = os.getppid()
-    def watch():
-        while os.getppid() == parent: time.sleep(interval)
-        os._exit(1)  # orphaned (parent killed, e.g. by the OOM killer): stop holding memory and the output lock
-    threading.Thread(target=watch, daemon=True, name='larvae-watch-parent').start()
-
-def _stop_pool(ex:ProcessPoolExecutor):
-    "Cancel the queued jobs and end the workers now, without waiting for the jobs they are running."
-    procs, manager = list((ex._processes or {}).values()), ex._executor_manager_thread
-    ex.shutdown(wait=False, cancel_futures=True)
-    for p in procs: p.terminate()
-    for p in procs:
-        p.join(2)
-        if p.is_alive(): p.kill(); p.join(2)  # reaped before we return: no worker outlives the pool
-    if manager is not None: manager.join(5)  # the executor's own thread joins whatever it still holds
-
-def imap_bounded(func, items:list, workers:int):
-    "`map(func, items)` on `workers` processes, in order, with at most 2 × workers items in flight."
-    if workers <= 1:
-        yield from map(func, items); return
-    from collections import deque
-    ex, pending = ProcessPoolExecutor(workers, initializer=_watch_parent), deque()
-    try:
-        for x in items:
-            pending.append(ex.submit(func, x))
-            if len(pending) >= 2*workers: yield pending.popleft().result()
-        while pending: yield pending.popleft().result()
-    except BaseException:  # a job's error, KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI), or the consumer stopped early
-        _stop_pool(ex); raise
-    ex.shutdown()
 
 # %% ../nbs/08_dataset.ipynb #e632e415
 from . import calorimetry as _calorimetry, chi2 as _chi2
@@ -380,7 +345,7 @@ def merge_and_score(tracks:pd.DataFrame, beam:pd.DataFrame|None, reco:pd.DataFra
 def _fingerprint(manifest:Manifest, cfg:Config)->str:
     files = [manifest.root/MANIFEST] + [f for s in manifest.samples.values() for f in s.files]
     files += [p for p in (manifest.beamline, manifest.reco, manifest.lifetime) if p] + list(manifest.bethe_bloch.values())
-    stat = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    stat = [(str(f), *file_stat(f)) for f in files]
     conf = {k: getattr(cfg, k).to_dict() for k in ('cluster', 'cuts', 'match', 'chi2')}
     return hashlib.sha256(json.dumps([stat, conf, TRACKS_SCHEMA], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -394,17 +359,30 @@ def _check_keys(events:pd.DataFrame, table:pd.DataFrame|None, what:str, path)->d
         warn(f"{path}: {out[f'{what}_rows_without_event']} {what} row(s) have no raw event (ignored)")
     return out
 
+# %% ../nbs/08_dataset.ipynb #b7c1d2e3
+@contextlib.contextmanager
+def job_map(cluster=None, # None: this machine's process pool; 'local', 'ssh', 'slurm': a Dask cluster; or a started `distributed.Client`
+            cluster_config=None, # ssh/slurm: the cluster file (sweeps/clusters/*.yaml; its `dataset:` block applies)
+            workers:int=2, # the pool's processes, or the local Dask cluster's workers
+           ):
+    "Within the block, `imap(func, items)`: stage-1 jobs run in order on the process pool or as Dask tasks."
+    if cluster is None: yield lambda f, items: imap_bounded(f, items, workers); return
+    if not isinstance(cluster, str):  # a client the caller started and closes
+        yield lambda f, items: dask_imap(cluster, f, items, 2 * max(sum(cluster.nthreads().values()), 1)); return
+    with dask_client(cluster, cluster_config, workers, purpose='dataset') as (client, info):
+        yield lambda f, items: dask_imap(client, f, items, 2 * info['max_workers'])
+
 # %% ../nbs/08_dataset.ipynb #95484db9
 def _stream_tracks(tmp:Path, # the temporary tracks file to write
                    jobs:list, cfg:Config, tables:dict, lifetime, beam, reco, # as read by `build_dataset`
-                   progress:bool)->tuple[CutFlow, pd.DataFrame, int]:
-    "Run the jobs on the pool and append their merged, scored tracks to `tmp`; return the cut flow, event keys and track count."
+                   progress:bool, imap)->tuple[CutFlow, pd.DataFrame, int]:
+    "Run the jobs with `imap` (`job_map`) and append their merged, scored tracks to `tmp`; return the cut flow, event keys and track count."
     from contextlib import closing
     from tqdm.auto import tqdm
     flow, events, writer, n_tracks = CutFlow(), [], None, 0
     bar = tqdm(total=sum(j.stop - j.start for j in jobs), unit='event', desc='dataset', disable=None if progress else True)  # None: not on a non-terminal
     try:
-        with closing(imap_bounded(_run_job, [(j, cfg, tables, lifetime) for j in jobs], cfg.dataset.workers)) as results:
+        with closing(imap(_run_job, [(j, cfg, tables, lifetime) for j in jobs])) as results:
             for tracks, f, keys in results:
                 bar.update(sum(f.counts.get('entries', {}).values()))
                 flow, events = flow + f, events + [keys]
@@ -425,6 +403,8 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
                   cfg:Config|None=None, # the configuration (defaults: load_config())
                   force:bool=False, # redo the work even when inputs and config are unchanged
                   progress:bool=True, # show a progress bar
+                  cluster=None, # None: the local process pool (dataset.workers); 'local', 'ssh', 'slurm' or a Client: Dask (`job_map`)
+                  cluster_config=None, # ssh/slurm: the cluster file (sweeps/clusters/*.yaml)
                  )->Path:
     "Stage 1: raw ROOT → matched, cut, key-merged tracks with χ² PID in `out_dir/tracks.parquet`."
     cfg = cfg or load_config()
@@ -438,10 +418,11 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
     reco, reco_reasons = read_reco(manifest.reco, cfg) if manifest.reco else (None, {})
     tables = pid_tables(manifest)
     lifetime = read_lifetime(manifest.lifetime) if manifest.lifetime else None
+    if cluster in ('ssh', 'slurm'): read_cluster_file(cluster_config, cluster, 'dataset')  # a bad cluster file stops us here
     jobs = make_jobs(manifest, cfg.dataset.chunk_events)
     with output_dir(out, 'larvae dataset'):
-        with atomic_path(tracks_path) as tmp:
-            flow, events, n_tracks = _stream_tracks(tmp, jobs, cfg, tables, lifetime, beam, reco, progress)
+        with atomic_path(tracks_path) as tmp, job_map(cluster, cluster_config, cfg.dataset.workers) as imap:
+            flow, events, n_tracks = _stream_tracks(tmp, jobs, cfg, tables, lifetime, beam, reco, progress, imap)
             dup = events.duplicated(list(EVENT_KEY), keep=False)
             if dup.any():
                 d = events[dup].iloc[0]
@@ -455,7 +436,8 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
         flow.save(out/CUTFLOW_FILE)
         info = dict(fingerprint=fp, tracks_schema=TRACKS_SCHEMA, data_dir=str(manifest.root), n_events=len(events), n_tracks=n_tracks,
                     joins=joins, reco_cuts={k: int(v) for k, v in reco_reasons.items()}, seconds=round(time.perf_counter() - t0, 2),
-                    events_per_second=round(len(events) / max(time.perf_counter() - t0, 1e-9), 1), workers=cfg.dataset.workers)
+                    events_per_second=round(len(events) / max(time.perf_counter() - t0, 1e-9), 1), workers=cfg.dataset.workers,
+                    cluster=cluster if cluster is None or isinstance(cluster, str) else 'client')
         atomic_write(info_path, json.dumps(info, indent=2))
     if progress: print(flow)
     return tracks_path
@@ -485,11 +467,13 @@ def dataset_cmd(data:str, # data directory with a larvae-data.yaml manifest
                 config:str=None, # YAML file of config overrides
                 workers:int=None, # worker processes (default: dataset.workers of the config)
                 force:bool=False, # redo the work even when nothing changed
+                cluster:Cluster=None, # run the jobs on a Dask cluster: local | ssh | slurm (default: this machine's process pool)
+                cluster_config:str=None, # ssh/slurm: cluster file (see sweeps/clusters/; its dataset: block applies)
                ):
     "Build the track dataset (stage 1) from raw ROOT files."
     if workers is not None and workers < 1: raise LarvaeError(f"--workers must be at least 1 (got {workers}); use 1 to run in this process")
     cfg = load_config(config, [] if workers is None else [f'dataset.workers={workers}'])
-    build_dataset(data, out, cfg, force=force)
+    build_dataset(data, out, cfg, force=force, cluster=cluster, cluster_config=cluster_config)
 
 # %% ../nbs/08_dataset.ipynb #ec97fd3d
 def cutflow_by(manifest:Manifest, # the data directory's manifest

@@ -4,10 +4,9 @@
 
 # %% ../nbs/15_sweeps.ipynb #5840f581
 from __future__ import annotations
-import contextlib, fcntl, hashlib, itertools, json, os, re, tempfile, time
+import contextlib, hashlib, itertools, json, os, re, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import yaml
@@ -18,11 +17,12 @@ from .base import ConfigError, LarvaeError
 from .run import (DONE_FILE, EXPERIMENT_FILE, PIPELINE_FILE, Output, RunDir, SweepDir, atomic_path, atomic_write, claim_dir,
                            output_dir, sweep_debris)
 from .plotting import plot_style
+from .scaleout import Cluster, dask_client, make_cluster  # noqa: F401 (make_cluster: the clusters live in scaleout)
 
 # %% auto #0
-__all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'Cluster', 'PR_SET_CHILD_SUBREAPER', 'Point', 'check_name', 'Grid', 'load_grid',
-           'point_inputs', 'gpu_slot', 'run_point', 'make_cluster', 'reap_descendants', 'plan', 'check_points', 'sweep',
-           'point_metrics', 'summarise', 'plot_summary', 'sweep_cmd']
+__all__ = ['SWEEP_INPUTS', 'TEMPLATE', 'DONE', 'PR_SET_CHILD_SUBREAPER', 'Point', 'check_name', 'Grid', 'load_grid',
+           'point_inputs', 'run_point', 'reap_descendants', 'plan', 'check_points', 'sweep', 'point_metrics',
+           'summarise', 'plot_summary', 'sweep_cmd']
 
 # %% ../nbs/15_sweeps.ipynb #938098c5
 @dataclass
@@ -124,18 +124,6 @@ TEMPLATE = Path(larvae_nb.__file__).parent/'templates'/'experiment.ipynb'
 
 DONE = DONE_FILE
 
-@contextlib.contextmanager
-def gpu_slot(n_gpus:int, lock_dir=None):
-    "Claim one of the host's `n_gpus` devices for the duration of the block (None when there are none)."
-    if n_gpus <= 0: yield None; return
-    lock_dir = Path(lock_dir or tempfile.gettempdir())
-    for i in itertools.cycle(range(n_gpus)):
-        f = open(lock_dir/f'larvae-gpu-{i}.lock', 'w')
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError: f.close(); time.sleep(0.2); continue
-        try: yield i
-        finally: fcntl.flock(f, fcntl.LOCK_UN); f.close()
-        return
 
 # %% ../nbs/15_sweeps.ipynb #c321fdee
 @contextlib.contextmanager
@@ -152,7 +140,7 @@ def _env(**kv):
 def run_point(point_dir, # this point's directory (its run directory)
               overrides:list, # the point's dotted overrides
               data_out, # the finished pipeline output it trains on
-              n_gpus:int=0, # GPUs per host (0: CPU)
+              gpus:int=0, # 1: the worker holds a GPU (its CUDA_VISIBLE_DEVICES, as the cluster set it); 0: CPU
               template=TEMPLATE, # the experiment notebook
              )->dict:
     "Run one point's experiment notebook (skipped when already done); return its record, never raise."
@@ -163,64 +151,18 @@ def run_point(point_dir, # this point's directory (its run directory)
     rec = {'id': point_dir.name, 'overrides': list(overrides)}
     try:
         claim_dir(point_dir, 'sweep'); sweep_debris(point_dir)  # a larvae directory, without the temporary files of an interrupted try
-        with gpu_slot(n_gpus) as gpu, _env(CUDA_VISIBLE_DEVICES=gpu, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', 1)):
+        gpu = os.environ.get('CUDA_VISIBLE_DEVICES') if gpus else None  # as given: never overwritten
+        with _env(OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', 1)):
             pm.execute_notebook(str(template), str(nb), parameters={'data_out': str(Path(data_out).resolve()),
                                 'run_dir': str(point_dir.resolve()), 'overrides': list(overrides)},
                                 kernel_name='python3', language='python', progress_bar=False, cwd=str(point_dir))
-        rec.update(status='done', gpu=gpu, seconds=round(time.perf_counter() - t0, 1))
+        rec.update(status='done', gpu=gpu, slurm_job=os.environ.get('SLURM_JOB_ID'), seconds=round(time.perf_counter() - t0, 1))
         atomic_write(point_dir/DONE, json.dumps(rec, indent=1))
     except Exception as e:
         why = f"{e.ename}: {e.evalue}" if isinstance(e, pm.PapermillExecutionError) else f"{type(e).__name__}: {e}"
         rec.update(status='failed', error=why.strip().splitlines()[-1][:300] if why.strip() else type(e).__name__,
                    notebook=str(nb), seconds=round(time.perf_counter() - t0, 1))
     return rec
-
-# %% ../nbs/15_sweeps.ipynb #7b046d5d
-Cluster = Literal['local', 'ssh', 'slurm']
-
-def _read_cluster_yaml(path, kind:str)->dict:
-    if path is None: raise LarvaeError(f"--cluster {kind} needs --cluster-config FILE (see sweeps/clusters/{kind}.yaml)")
-    path = Path(path)
-    if not path.is_file(): raise LarvaeError(f"{path}: cluster file not found (see sweeps/clusters/{kind}.yaml)")
-    d = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(d, dict): raise LarvaeError(f"{path}: a cluster file is a mapping of options")
-    return d
-
-# %% ../nbs/15_sweeps.ipynb #d8b4f964
-def make_cluster(kind:Cluster='local', # where the workers run
-                 workers:int=2, # local: worker processes (with GPUs: one per GPU)
-                 gpus:int=0, # local: GPUs on this machine
-                 config=None, # ssh/slurm: the cluster YAML file
-                ):
-    "A Dask cluster with fixed scaling and, when there are GPUs, one `GPU` resource per worker; returns (cluster, gpus per host)."
-    if kind == 'local':
-        from distributed import LocalCluster
-        n = gpus or workers
-        if n < 1: raise LarvaeError("a local sweep needs at least one worker (--workers)")
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                            resources={'GPU': 1} if gpus else None), gpus
-    d = _read_cluster_yaml(config, kind)
-    g = int(d.get('gpus_per_host', 0))
-    if kind == 'ssh':
-        try: from distributed import SSHCluster; import asyncssh  # noqa: F401
-        except ImportError: raise LarvaeError('--cluster ssh needs asyncssh: pip install -e ".[ssh]"') from None
-        if not d.get('hosts') or len(d['hosts']) < 2:
-            raise LarvaeError(f"{config}: 'hosts' must list the scheduler host first, then one or more worker hosts")
-        wopts = {'nthreads': 1, 'n_workers': max(g, 1)} | ({'resources': {'GPU': 1}} if g else {})
-        return SSHCluster(d['hosts'], connect_options=d.get('connect_options', {}), worker_options=wopts,
-                          scheduler_options={'dashboard_address': None}, remote_python=d.get('python')), g
-    try: from dask_jobqueue import SLURMCluster
-    except ImportError: raise LarvaeError('--cluster slurm needs dask-jobqueue: pip install -e ".[slurm]"') from None
-    missing = [k for k in ('partition', 'walltime', 'jobs') if k not in d]
-    if missing: raise LarvaeError(f"{config}: missing {', '.join(missing)} (see sweeps/clusters/slurm.yaml)")
-    per_job = max(g, 1)
-    cluster = SLURMCluster(queue=d['partition'], account=d.get('account'), walltime=d['walltime'],
-                           cores=per_job * int(d.get('cores_per_gpu', 4)), processes=per_job,
-                           memory=d.get('memory', f'{16 * per_job}GB'), python=d.get('python'),
-                           job_extra_directives=([f'--gres=gpu:{g}'] if g else []) + list(d.get('job_extra', [])),
-                           worker_extra_args=['--nthreads', '1'] + (['--resources', 'GPU=1'] if g else []))
-    cluster.scale(jobs=int(d['jobs']))  # fixed, not adaptive
-    return cluster, g
 
 # %% ../nbs/15_sweeps.ipynb #b91d9e39
 PR_SET_CHILD_SUBREAPER = 36 # Linux prctl option
@@ -323,20 +265,28 @@ def _check_resume(grid:Grid, out:Path, resume:bool):
                           "so continue it with the same base or choose another --out")
 
 # %% ../nbs/15_sweeps.ipynb #351dd932
+def _spread(client, n:int, wait:float=60.):
+    "Wait up to `wait` s for `n` workers, so the first points spread over the workers a cluster is starting."
+    try: client.wait_for_workers(n, timeout=wait)
+    except TimeoutError: pass  # a queue still holding jobs: start on the workers there are
+
 def _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log)->list:
-    from distributed import Client, as_completed
+    from distributed import as_completed
     from tqdm.auto import tqdm
-    cl, g = make_cluster(cluster, workers, gpus, cluster_config)
     records = []
-    with reap_descendants(), cl, Client(cl) as client:
+    with reap_descendants(), dask_client(cluster, cluster_config, workers, gpus, 'sweep') as (client, info):
+        g = info['gpus']
+        _spread(client, min(len(todo), info['max_workers']))
         futs = [client.submit(run_point, SweepDir(out).point(p.id), p.overrides, data, g, key=f'point-{p.id}',
                               retries=2, pure=False, resources={'GPU': 1} if g else None) for p in todo]
-        with tqdm(total=len(futs), desc='sweep', unit='point') as bar:
+        with tqdm(total=len(futs), desc='sweep', unit='point', disable=None) as bar:  # no bar in a batch log
             for f in as_completed(futs):
                 try: rec = f.result()
                 except Exception as e:  # the worker died more often than the retries allow
                     rec = {'id': f.key.removeprefix('point-'), 'status': 'failed', 'error': f'{type(e).__name__}: {e}'}
                 records.append(rec); bar.update(); bar.set_postfix(failed=sum(r['status'] == 'failed' for r in records))
+                if bar.disable: log(f"point {rec['id']} {rec['status']}" + (f" on GPU {rec['gpu']}" if rec.get('gpu') is not None else '')
+                                    + (f" in SLURM job {rec['slurm_job']}" if rec.get('slurm_job') else '') + f" ({len(records)}/{len(futs)})")
     return records
 
 # %% ../nbs/15_sweeps.ipynb #5949e485

@@ -12,7 +12,8 @@ import pytest
 from larvae_nb.config import load_config
 from larvae_nb.base import LarvaeError, LarvaeWarning
 from larvae_nb.keys import EVENT_KEY
-from larvae_nb.dataset import TRACKS_SCHEMA, MANIFEST, dataset_cmd, imap_bounded, read_beamline, read_lifetime, read_manifest, read_reco
+from larvae_nb.scaleout import imap_bounded
+from larvae_nb.dataset import TRACKS_SCHEMA, MANIFEST, dataset_cmd, read_beamline, read_lifetime, read_manifest, read_reco
 from larvae_nb.physics import dedx_table, write_dedx_table
 from larvae_nb.root_io import RawWriter, iterate_planes, write_tree
 

@@ -7,9 +7,13 @@ Simulates a data directory (proton sample only, channel-mapped layout, full 3072
  - events/s of a bare chunked uproot read of the same raw branches (tree.iterate),
  - events/s of the seed's one-event-at-a-time read (tree.arrays(entry_start=i, entry_stop=i+1)),
  - the ratios (targets: >= 0.6 x bare read, >= 8 x one-at-a-time),
- - peak RSS of the stage (parent + workers, sampled) at --small and --events events (target ratio <= 1.2).
+ - peak RSS of the stage (parent + workers, sampled) at --small and --events events (target ratio <= 1.2),
+ - events/s of the stage on a 2-worker Dask LocalCluster against the local process pool (target >= 0.8 x),
+ - the time of the stage reading its raw files through root://localhost (an XRootD server that
+   tests/services/xrootd-up.sh starts; needs root, Debian's xrootd-server and the `xrootd` extra) against
+   the same files read locally (target <= 1.3 x); --no-xrootd skips it.
 """
-import argparse, json, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import psutil
@@ -41,11 +45,11 @@ def one_at_a_time(path, n=60):
     return min(n, t.num_entries) / (time.perf_counter() - t0)
 
 
-def stage_in_subprocess(data, out, workers, chunk_events=None):
+def stage_in_subprocess(data, out, workers, chunk_events=None, cluster=None):
     "Run build_dataset in a child process; return (seconds, peak RSS of the child and its workers [MB])."
     ov = [f'dataset.workers={workers}'] + ([f'dataset.chunk_events={chunk_events}'] if chunk_events else [])
     code = ("import sys; from larvae_nb.config import load_config; from larvae_nb.dataset import build_dataset; "
-            f"build_dataset(sys.argv[1], sys.argv[2], load_config(overrides={ov!r}), force=True, progress=False)")
+            f"build_dataset(sys.argv[1], sys.argv[2], load_config(overrides={ov!r}), force=True, progress=False, cluster={cluster!r})")
     t0 = time.perf_counter()
     p = subprocess.Popen([sys.executable, '-c', code, str(data), str(out)])
     peak, parent, proc = 0, 0, psutil.Process(p.pid)
@@ -60,12 +64,29 @@ def stage_in_subprocess(data, out, workers, chunk_events=None):
     return time.perf_counter() - t0, peak / 2**20
 
 
+def serve_through_xrootd(data, tmp):
+    "A copy of the data directory whose manifest names its raw files as root://localhost URLs (None when no server starts)."
+    import yaml
+    base = Path(tempfile.mkdtemp(prefix='bench-xrd-')); base.chmod(0o755)
+    r = subprocess.run(['bash', str(Path(__file__).parents[1]/'services'/'xrootd-up.sh'), str(base)], capture_output=True, text=True)
+    if r.returncode: print(f"root:// overhead: skipped (xrootd-up.sh: {(r.stderr.strip().splitlines() or ['?'])[-1]})"); return None, base
+    port = (base/'port').read_text().strip()
+    remote = tmp/'remote'; shutil.copytree(data, remote, ignore=shutil.ignore_patterns('*.root'))
+    m = yaml.safe_load((data/'larvae-data.yaml').read_text())
+    for s in m['samples'].values():
+        for f in s['files']: shutil.copy(data/f, base/'data'/f)
+        s['files'] = [f'root://localhost:{port}//data/{f}' for f in s['files']]
+    (remote/'larvae-data.yaml').write_text(yaml.safe_dump(m, sort_keys=False))
+    return remote, base
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--events', type=int, default=2000)
     ap.add_argument('--small', type=int, default=500)
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--chunk-events', type=int, default=None, help='dataset.chunk_events (default: the config default)')
+    ap.add_argument('--no-xrootd', action='store_true', help='skip the root:// overhead')
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix='bench_dataset_'))
     print(f"simulating {a.small} and {a.events} proton events in {tmp} ...", flush=True)
@@ -83,6 +104,33 @@ def main():
     print(f"one event at a time (seed):    {single:8.1f} events/s   ratio stage/one-at-a-time = {rate/single:.1f} (target >= 8)")
     print(f"peak RSS: {rss_small:.0f} MB at {a.small} events, {rss_big:.0f} MB at {a.events} events; "
           f"ratio {rss_big/rss_small:.2f} (target <= 1.2)")
+    # the rest compares runs on this (possibly shared) machine: runs alternate, the best of two counts
+    t_pool, t_dask = [], []
+    for _ in range(2):
+        t_dask.append(stage_in_subprocess(big, tmp/'out_dask', a.workers, a.chunk_events, cluster='local')[0])
+        t_pool.append(stage_in_subprocess(big, tmp/'out_big', a.workers, a.chunk_events)[0])
+    print(f"Dask LocalCluster ({a.workers} workers): {a.events / min(t_dask):8.1f} events/s (incl. cluster start-up) against the pool's "
+          f"{a.events / min(t_pool):.1f}   ratio LocalCluster/pool = {min(t_pool) / min(t_dask):.2f} (target >= 0.8)")
+    code = ("import time; from larvae_nb.scaleout import dask_client\nif __name__ == '__main__':\n"
+            f"    t = time.perf_counter()\n    with dask_client('local', workers={a.workers}, purpose='dataset'): pass\n"
+            "    print(time.perf_counter() - t)")
+    (tmp/'start_stop.py').write_text(code)
+    fixed = min(float(subprocess.run([sys.executable, str(tmp/'start_stop.py')], capture_output=True, text=True).stdout) for _ in range(2))
+    print(f"  of which the LocalCluster's start and stop: {fixed:.1f} s; without them the ratio is {min(t_pool) / (min(t_dask) - fixed):.2f}")
+    if not a.no_xrootd:
+        os.environ.setdefault('XRD_CONNECTIONRETRY', '1'); os.environ.setdefault('XRD_CONNECTIONWINDOW', '5')
+        remote, base = serve_through_xrootd(big, tmp)
+        try:
+            if remote is not None:
+                t_url, t_loc = [], []
+                for _ in range(2):
+                    t_url.append(stage_in_subprocess(remote, tmp/'out_url', a.workers, a.chunk_events)[0])
+                    t_loc.append(stage_in_subprocess(big, tmp/'out_big', a.workers, a.chunk_events)[0])
+                print(f"through root://localhost: {min(t_url):.1f} s against {min(t_loc):.1f} s from local files   "
+                      f"overhead = {min(t_url) / min(t_loc):.2f} x (target <= 1.3)")
+        finally:
+            if (base/'stop.sh').exists(): subprocess.run(['bash', str(base/'stop.sh')])
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == '__main__':
