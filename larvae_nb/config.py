@@ -126,8 +126,10 @@ class DatasetConfig(Section):
             raise ConfigError(f"{self._where}.chunk_events and workers must be at least 1")
 
 # %% ../nbs/00_config.ipynb #b9e52c68
-Transform = Literal['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', 'clamp99_minmax',
-                    'tanh100', 'tanh500', 'mpv_linear', 'mpv_tanh', 'hill_mpv']
+Transform = Literal['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', 'clamp99_minmax', # the seed's 12 (SEED_SPEC A.7)
+                    'tanh100', 'tanh500', 'mpv_linear', 'mpv_tanh', 'hill_mpv',
+                    'minmax_larvae', 'log1p_minmax_larvae', 'clamp99_minmax_larvae', # larvae_nb's variants (09_images)
+                    'mpv_linear_larvae', 'mpv_tanh_larvae', 'hill_mpv_larvae']
 Device = Literal['auto', 'cuda', 'mps', 'cpu']
 WireAlign = Literal['bottom', 'top']
 

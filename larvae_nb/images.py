@@ -25,9 +25,10 @@ from .run import IMAGES_FILE, TRACKS_FILE, atomic_path, output_dir
 from .plotting import plot_style
 
 # %% auto #0
-__all__ = ['TRANSFORMS', 'PLANES', 'IMAGE_KEYS', 'FILE_FORMAT', 'CANVAS_BYTES', 'NEEDS_STATS', 'SIGNAL_ADC', 'MPV_BINS',
-           'ImageSet', 'crop_to_canvas', 'fill_canvases', 'make_images', 'lost_charge', 'image_correlation', 'mode_of',
-           'fit_transform', 'apply_transform', 'plot_gallery', 'read_image_columns', 'images_cmd']
+__all__ = ['TRANSFORMS', 'PLANES', 'IMAGE_KEYS', 'FILE_FORMAT', 'CANVAS_BYTES', 'SEED_MPV', 'LARVAE_SUFFIX', 'RENAMED',
+           'NEEDS_STATS', 'STATS_VERSION', 'SIGNAL_ADC', 'MPV_BINS', 'ImageSet', 'crop_to_canvas', 'fill_canvases',
+           'make_images', 'lost_charge', 'image_correlation', 'mode_of', 'seed_quantile', 'fit_transform',
+           'apply_transform', 'plot_gallery', 'read_image_columns', 'images_cmd']
 
 # %% ../nbs/09_images.ipynb #0fe410b5
 TRANSFORMS = get_args(Transform)
@@ -239,10 +240,15 @@ def image_correlation(a:ImageSet, b:ImageSet, # images of the same tracks, in th
     if np.isnan(r).any(): warn(f"image_correlation: {int(np.isnan(r).sum())} constant image(s); their correlation is NaN")
     return r
 
-# %% ../nbs/09_images.ipynb #ba829b8c
-NEEDS_STATS = {'clamp99_minmax': 'p99', 'mpv_linear': 'mpv', 'mpv_tanh': 'mpv', 'hill_mpv': 'mpv'}
+# %% ../nbs/09_images.ipynb #bcb099ad
+SEED_MPV = (483., 247.) # the seed's _COL_MPV, _IND_MPV: modes of its per-wire maximum ADC (collection, induction) [ADC]
+LARVAE_SUFFIX = '_larvae' # larvae_nb's variant of a seed transform is the seed's name with this suffix
+RENAMED = ('minmax', 'log1p_minmax', 'clamp99_minmax', 'mpv_linear', 'mpv_tanh', 'hill_mpv') # meant larvae_nb's variant before STATS_VERSION 2
+NEEDS_STATS = {'minmax': 'max', 'log1p_minmax': 'max', 'clamp99_minmax': 'q99', 'clamp99_minmax_larvae': 'p99',
+               'mpv_linear_larvae': 'mpv', 'mpv_tanh_larvae': 'mpv', 'hill_mpv_larvae': 'mpv'}
+STATS_VERSION = 2 # stamped by fit_transform; statistics without it (version 1) predate the seed's six under the seed names
 
-SIGNAL_ADC = 1. # pixels (and image rows) above this count as signal for the statistics [ADC]
+SIGNAL_ADC = 1. # pixels (and image rows) above this count as signal for larvae_nb's statistics [ADC]
 MPV_BINS = 100 # histogram bins for the most probable value
 
 def mode_of(v:np.ndarray, # positive samples [ADC]
@@ -252,50 +258,94 @@ def mode_of(v:np.ndarray, # positive samples [ADC]
     i = int(hist.argmax())
     return float(0.5*(edges[i] + edges[i + 1]))
 
-# %% ../nbs/09_images.ipynb #68ab7842
+# %% ../nbs/09_images.ipynb #5e9adda0
+def seed_quantile(v:torch.Tensor, # values (any shape; flattened)
+                  q:float, # quantile in [0, 1]
+                 )->float:
+    "`torch.quantile(v.flatten(), q)` (linear interpolation, rank in v's dtype) for tensors of any size."
+    v = v.detach().flatten()
+    if v.numel() == 0: raise LarvaeError("seed_quantile: no values")
+    n = v.numel()
+    rank = torch.tensor(q, dtype=v.dtype if n <= 2**24 else torch.float64)*(n - 1)  # beyond torch's limit float32 ranks are too coarse
+    lo, hi = int(rank), min(int(torch.ceil(rank)), n - 1)
+    below, above = v.kthvalue(lo + 1).values, v.kthvalue(hi + 1).values
+    return float(torch.lerp(below, above, (rank - lo).to(v.dtype)))
+
+# %% ../nbs/09_images.ipynb #75116d1e
 def fit_transform(x:torch.Tensor, # (N, 2, H, W) raw ADC of the training images
                   name:Transform, # the transform
                  )->dict:
-    "Per-plane statistics a transform needs (empty for those that need none): {'p99': [col, ind]} or {'mpv': [col, ind]}."
+    "The statistics a transform needs, stamped with `STATS_VERSION`: {'version', and 'max', 'q99' (floats) or 'p99', 'mpv' ([col, ind])}."
     check_choice('images.transform', name, TRANSFORMS)
-    if name not in NEEDS_STATS: return {}
-    out = []
+    out, k = {'version': STATS_VERSION}, NEEDS_STATS.get(name)
+    if k is None: return out
+    x = x.detach().float().cpu()
+    bad = int((~torch.isfinite(x)).sum())
+    if bad: raise LarvaeError(f"transform {name!r}: the training images hold {bad} non-finite value(s); remake the images")
+    x = x.clamp(min=0)
+    if k in ('max', 'q99'):  # the seed's: one number over every pixel of both planes
+        s = float(x.max()) if k == 'max' and x.numel() else seed_quantile(x, .99) if x.numel() else 0.
+        if not s > 0: raise LarvaeError(f"transform {name!r}: the {'largest pixel' if k == 'max' else '99th percentile of the pixels'} of the training images is 0, so every image would map to 0; check the images or choose another transform")
+        return {**out, k: s}
+    per_plane = []
     for c in range(2):
-        xc = x[:, c].detach().float().cpu()
-        v = (xc[xc > SIGNAL_ADC] if name == 'clamp99_minmax' else xc.amax(dim=2)[xc.amax(dim=2) > SIGNAL_ADC]).numpy()
+        xc = x[:, c]
+        v = (xc[xc > SIGNAL_ADC] if k == 'p99' else xc.amax(dim=2)[xc.amax(dim=2) > SIGNAL_ADC]).numpy()
         if v.size < 10: raise LarvaeError(f"transform {name!r}: plane {c} of the training images has {v.size} signal values (< 10); check the images")
-        out.append(float(np.percentile(v, 99)) if name == 'clamp99_minmax' else mode_of(v))
-    return {NEEDS_STATS[name]: out}
+        per_plane.append(float(np.percentile(v, 99)) if k == 'p99' else mode_of(v))
+    return {**out, k: per_plane}
 
-# %% ../nbs/09_images.ipynb #834fe045
+# %% ../nbs/09_images.ipynb #9c34b176
 def _minmax(x):
     lo, hi = x.amin(dim=(-2, -1), keepdim=True), x.amax(dim=(-2, -1), keepdim=True)
     return torch.where(hi > lo, (x - lo)/(hi - lo).clamp(min=1e-12), torch.zeros_like(x))
 
-# %% ../nbs/09_images.ipynb #be94f0bd
+def _check_stats(name:str, stats):
+    "Refuse statistics this larvae_nb cannot use for `name`: not a dict, from a newer larvae_nb, or fitted before the rename."
+    if stats is None: return
+    if not isinstance(stats, dict): raise LarvaeError(f"transform {name!r}: statistics must be the dict fit_transform returns, got {type(stats).__name__}")
+    v = stats.get('version', 1)
+    if v > STATS_VERSION: raise LarvaeError(f"transform {name!r}: statistics of version {v} were written by a newer larvae_nb (this one reads up to {STATS_VERSION}); update larvae_nb")
+    if v < 2 and name in RENAMED:
+        raise LarvaeError(f"transform {name!r}: this run's statistics were fitted before {name!r} became the seed's transform; the run used larvae_nb's variant, "
+                          f"now '{name}{LARVAE_SUFFIX}': retrain with images.transform={name}{LARVAE_SUFFIX} (the same transform) or images.transform={name} (the seed's)")
+
+# %% ../nbs/09_images.ipynb #45c611dd
 def apply_transform(x:torch.Tensor, # (N, 2, H, W) raw ADC
                     name:Transform, # the transform
-                    stats:dict|None=None, # from `fit_transform` (needed by clamp99_minmax and the mpv_* family)
+                    stats:dict|None=None, # from `fit_transform` (needed by the transforms in NEEDS_STATS)
                    )->torch.Tensor:
     "The transformed images (negative ADC clamped to zero first)."
     check_choice('images.transform', name, TRANSFORMS)
+    if x.ndim != 4 or x.shape[1] != 2: raise LarvaeError(f"apply_transform needs (N, 2, H, W) images, got {tuple(x.shape)}")
+    _check_stats(name, stats)
     x = x.float().clamp(min=0)
     if name in NEEDS_STATS:
         k = NEEDS_STATS[name]
         if not stats or k not in stats: raise LarvaeError(f"transform {name!r} needs the {k!r} statistics of the training images; fit them with fit_transform")
-        s = torch.tensor(stats[k], dtype=x.dtype, device=x.device).view(1, 2, 1, 1).clamp(min=1e-6)
+        s = torch.tensor(stats[k], dtype=x.dtype, device=x.device)
+        if s.ndim: s = s.view(1, 2, 1, 1).clamp(min=1e-6)  # larvae_nb's per-plane statistics
+    mpv = torch.tensor(SEED_MPV, dtype=x.dtype, device=x.device).view(1, 2, 1, 1)
     if name == 'none': return x
     if name == 'log1p': return torch.log1p(x)
     if name == 'sqrt': return x.sqrt()
     if name == 'cbrt': return x.pow(1/3)
-    if name == 'minmax': return _minmax(x)
-    if name == 'log1p_minmax': return _minmax(torch.log1p(x))
-    if name == 'clamp99_minmax': return torch.minimum(x, s)/s
     if name == 'tanh100': return torch.tanh(x/100)
     if name == 'tanh500': return torch.tanh(x/500)
-    if name == 'mpv_linear': return x/s
-    if name == 'mpv_tanh': return torch.tanh(x/(2*s))
-    return x**2/(x**2 + s**2)  # hill_mpv
+    # the seed's (SEED_SPEC A.7)
+    if name == 'minmax': return x/(s + 1e-8)
+    if name == 'log1p_minmax': return torch.log1p(x)/(torch.log1p(s) + 1e-8)
+    if name == 'clamp99_minmax': return torch.minimum(x, s)/(s + 1e-8)  # x >= 0 here, so this is clamp(x, 0, q)
+    if name == 'mpv_linear': return x/mpv
+    if name == 'mpv_tanh': return torch.tanh(x/mpv)
+    if name == 'hill_mpv': return x/(x + mpv)
+    # larvae_nb's variants
+    if name == 'minmax_larvae': return _minmax(x)
+    if name == 'log1p_minmax_larvae': return _minmax(torch.log1p(x))
+    if name == 'clamp99_minmax_larvae': return torch.minimum(x, s)/s
+    if name == 'mpv_linear_larvae': return x/s
+    if name == 'mpv_tanh_larvae': return torch.tanh(x/(2*s))
+    return x**2/(x**2 + s**2)  # hill_mpv_larvae
 
 # %% ../nbs/09_images.ipynb #fb6ecb48
 def plot_gallery(ims:ImageSet, # the images

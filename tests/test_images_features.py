@@ -203,3 +203,72 @@ def test_seed_settings_through_the_command(dataset, tmp_path):
         np.testing.assert_allclose(ims.x[k, 0].numpy(), seed_image(crop), atol=1e-4*crop.max())
     one_line_error(run('images', '--dataset', str(dataset), '--out', str(tmp_path/'o'), 'images.canvas_wires=49'),
                    'images.canvas_wires=49 is below n_wires=50')
+
+
+# Intensity transforms: the seed's six under the seed's names (SEED_SPEC A.7), larvae_nb's under `_larvae` names.
+
+SEED_TWELVE = ['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', 'clamp99_minmax', 'tanh100', 'tanh500',
+               'mpv_linear', 'mpv_tanh', 'hill_mpv']  # SEED_SPEC A.7, in its order
+
+
+def test_transform_names_seed_first_variants_renamed():
+    import yaml
+    from pathlib import Path
+    from larvae_nb.config import load_config
+    from larvae_nb.images import TRANSFORMS
+    assert list(TRANSFORMS[:12]) == SEED_TWELVE
+    assert sorted(TRANSFORMS[12:]) == sorted(f'{n}_larvae' for n in ['minmax', 'log1p_minmax', 'clamp99_minmax', 'mpv_linear', 'mpv_tanh', 'hill_mpv'])
+    grid = yaml.safe_load((Path(__file__).parents[1]/'sweeps'/'transforms.yaml').read_text())
+    assert grid['product']['images.transform'] == list(TRANSFORMS)  # the sweep names every transform, once
+    assert {load_config(profile=p).images.transform for p in ('seed', 'larvae')} == {'log1p'}
+
+
+def test_seed_transforms_known_answers():
+    "Two 1x2 images (collection [0, 483], [966, 161]; induction [247, 0], [494, 741]), computed by hand from A.7."
+    import torch
+    from larvae_nb.images import apply_transform, fit_transform
+    x = torch.tensor([[[[0., 483.]], [[247., 0.]]], [[[966., 161.]], [[494., 741.]]]])
+    want = {  # flattened as (image, plane, pixel)
+        'minmax': [0, 483/966, 247/966, 0, 1, 161/966, 494/966, 741/966],  # one maximum, 966, over both planes
+        'clamp99_minmax': [0, 483/950.25, 247/950.25, 0, 1, 161/950.25, 494/950.25, 741/950.25],  # q = 741 + .93*(966 - 741)
+        'mpv_linear': [0, 1, 1, 0, 2, 1/3, 2, 3],  # collection / 483, induction / 247
+        'hill_mpv': [0, 1/2, 1/2, 0, 2/3, 1/4, 2/3, 3/4],
+        'mpv_tanh': list(np.tanh([0, 1, 1, 0, 2, 1/3, 2, 3])),
+        'log1p_minmax': list(np.log1p([0, 483, 247, 0, 966, 161, 494, 741])/np.log(967))}
+    for name, w in want.items():
+        stats = fit_transform(x, name)
+        assert stats['version'] == 2
+        got = apply_transform(x, name, stats).flatten().double().numpy()
+        np.testing.assert_allclose(got, w, rtol=2e-6, atol=1e-7, err_msg=name)
+    assert fit_transform(x, 'minmax')['max'] == 966. and abs(fit_transform(x, 'clamp99_minmax')['q99'] - 950.25) < 1e-3
+
+
+def test_seed_quantile_beyond_torch_limit():
+    "The seed's clamp99_minmax fails above 2**24 elements (A.7); the same quantile here has no limit and equals torch's below it."
+    import torch
+    from larvae_nb.images import seed_quantile
+    v = torch.rand(10_001, generator=torch.Generator().manual_seed(3))
+    assert seed_quantile(v, .99) == float(torch.quantile(v, .99))
+    big = torch.zeros(2**24 + 100)
+    big[-200:] = torch.arange(1., 201.)  # 200 non-zero values at the top: rank .99 (n - 1) lands among the zeros
+    with pytest.raises(RuntimeError, match='too large'): torch.quantile(big, .99)
+    assert seed_quantile(big, .99) == 0. and seed_quantile(big, 1.) == 200.
+
+
+def test_run_from_before_the_rename_is_refused(tmp_path):
+    "A run whose transform.pt predates the rename (mpv_tanh meant larvae_nb's variant, stats without a version) is refused in one line."
+    import torch
+    from larvae_nb.config import load_config
+    from larvae_nb.images import ImageSet
+    from larvae_nb.train import train
+    g = torch.Generator().manual_seed(0)
+    keys = pd.DataFrame({'run': np.r_[np.full(24, 8000), np.full(8, 8001)], 'subrun': 0,
+                         'event': np.r_[np.arange(24), np.arange(8)], 'track': 0, 'sample': ['proton']*24 + ['kaon']*8})
+    ims = tmp_path/'images'/'images.pt'; ims.parent.mkdir()
+    ImageSet(torch.rand(32, 2, 48, 48, generator=g)*300, keys).save(ims)
+    tiny = ['model.channels=[4,8]', 'model.latent=2', 'model.kernel=3', 'train.epochs=1', 'train.batch_size=8', 'train.device=cpu']
+    run_dir = tmp_path/'run'
+    train(ims, load_config(overrides=tiny + ['images.transform=mpv_tanh']), run_dir, progress=False)
+    assert run('infer', '--run', str(run_dir), '--no-recon').returncode == 0  # the seed's mpv_tanh: constants, no statistics
+    torch.save({'transform': 'mpv_tanh', 'stats': {'mpv': [120., 60.]}}, run_dir/'transform.pt')  # as larvae_nb wrote it before
+    one_line_error(run('infer', '--run', str(run_dir), '--no-recon'), "'mpv_tanh'", "now 'mpv_tanh_larvae'", 'retrain with images.transform=mpv_tanh_larvae')
