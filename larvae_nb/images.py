@@ -332,20 +332,20 @@ def apply_transform(x:torch.Tensor, # (N, 2, H, W) raw ADC
     if name == 'cbrt': return x.pow(1/3)
     if name == 'tanh100': return torch.tanh(x/100)
     if name == 'tanh500': return torch.tanh(x/500)
-    # the seed's (SEED_SPEC A.7)
+    # the seed's (SEED_SPEC A.7): one statistic over all pixels of both planes, or the constants 483 / 247
     if name == 'minmax': return x/(s + 1e-8)
     if name == 'log1p_minmax': return torch.log1p(x)/(torch.log1p(s) + 1e-8)
     if name == 'clamp99_minmax': return torch.minimum(x, s)/(s + 1e-8)  # x >= 0 here, so this is clamp(x, 0, q)
     if name == 'mpv_linear': return x/mpv
     if name == 'mpv_tanh': return torch.tanh(x/mpv)
     if name == 'hill_mpv': return x/(x + mpv)
-    # larvae_nb's variants
+    # larvae_nb's variants: per image and plane (minmax), per-plane statistics fitted on the training images (the rest)
     if name == 'minmax_larvae': return _minmax(x)
     if name == 'log1p_minmax_larvae': return _minmax(torch.log1p(x))
     if name == 'clamp99_minmax_larvae': return torch.minimum(x, s)/s
     if name == 'mpv_linear_larvae': return x/s
-    if name == 'mpv_tanh_larvae': return torch.tanh(x/(2*s))
-    return x**2/(x**2 + s**2)  # hill_mpv_larvae
+    if name == 'mpv_tanh_larvae': return torch.tanh(x/(2*s))  # the seed's: tanh(x / MPV)
+    return x**2/(x**2 + s**2)  # hill_mpv_larvae; the seed's: order 1, x / (x + MPV)
 
 # %% ../nbs/09_images.ipynb #fb6ecb48
 def plot_gallery(ims:ImageSet, # the images
