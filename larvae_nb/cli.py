@@ -108,31 +108,51 @@ def build_parser(name:str, func)->argparse.ArgumentParser:
     return p
 
 # %% ../nbs/16_cli.ipynb #5263f8f6
+def _literals(tree)->dict:
+    "A module's constants that are plain literals or `Literal[...]` choice types, by name (read from its syntax tree)."
+    import ast, typing
+    out = {}
+    for n in tree.body:
+        if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)): continue
+        v = n.value
+        if isinstance(v, ast.Subscript) and isinstance(v.value, ast.Name) and v.value.id == 'Literal':  # a choice type
+            v = ast.Tuple(elts=v.slice.elts if isinstance(v.slice, ast.Tuple) else [v.slice], ctx=ast.Load())
+            try: out[n.targets[0].id] = typing.Literal[ast.literal_eval(v)]
+            except ValueError: pass
+            continue
+        try: out[n.targets[0].id] = ast.literal_eval(v)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError): pass
+    return out
+
+def _source_tree(mod:str):
+    "The source text and syntax tree of package module `mod`, without importing it (None when not found)."
+    import ast
+    from pathlib import Path
+    spec = importlib.util.find_spec(mod)
+    if spec is None or spec.origin is None: return None
+    text = Path(spec.origin).read_text(encoding='utf-8')
+    return text, ast.parse(text)
+
+# %% ../nbs/16_cli.ipynb #54644d53
 def light_command(name:str):
     "The function behind `larvae name` compiled alone from its module's source (no import of the module), or None."
     import ast, linecache, typing
     from pathlib import Path
     from larvae_nb import config
     mod, attr = COMMANDS[name]
-    spec = importlib.util.find_spec(mod)
-    if spec is None or spec.origin is None: return None
-    text = Path(spec.origin).read_text(encoding='utf-8')
-    node = next((n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == attr), None)
+    found = _source_tree(mod)
+    if found is None: return None
+    text, tree = found
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == attr), None)
     if node is None or node.decorator_list: return None
     code = 'from __future__ import annotations\n' + ast.get_source_segment(text, node) + '\n'
     fname = f'<larvae {name} --help>'
     linecache.cache[fname] = (len(code), None, code.splitlines(True), fname)
     ns = {'__name__': f'larvae_nb.cli.{name}'} | {k: getattr(typing, k) for k in typing.__all__} | {'Path': Path} | vars(config)
-    for n in ast.parse(text).body:  # the module's literal constants (a default such as jobs=ANALYSIS_JOBS)
-        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
-            v = n.value
-            if isinstance(v, ast.Subscript) and isinstance(v.value, ast.Name) and v.value.id == 'Literal':  # a choice type
-                v = ast.Tuple(elts=v.slice.elts if isinstance(v.slice, ast.Tuple) else [v.slice], ctx=ast.Load())
-                try: ns[n.targets[0].id] = typing.Literal[ast.literal_eval(v)]
-                except ValueError: pass
-                continue
-            try: ns[n.targets[0].id] = ast.literal_eval(v)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError): pass
+    for n in tree.body:  # the literals of the package modules it imports names from (e.g. a choice type of scaleout)
+        if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module and (src := _source_tree(f'larvae_nb.{n.module}')):
+            lits = _literals(src[1]); ns |= {a.asname or a.name: lits[a.name] for a in n.names if a.name in lits}
+    ns |= _literals(tree)  # its own constants (a default such as jobs=ANALYSIS_JOBS)
     try:
         exec(compile(code, fname, 'exec'), ns)
         func = ns[attr]; get_type_hints(func)
