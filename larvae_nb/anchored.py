@@ -47,8 +47,9 @@ def anchored_fit(Z:np.ndarray, tags:np.ndarray, # (n, d) latents and (n,) sample
                 )->dict:
     "Fixed q_P and q_M from the clean samples, the sharpened q_K, weights fixed to the tag fractions."
     n = {s: int((tags == s).sum()) for s in ANCHOR_SPECIES}
-    if min(n.values()) < 10: raise LarvaeError(f"anchored clustering needs at least 10 tracks of each of {ANCHOR_SPECIES}; got {n}")
     P = Z[tags == 'proton'] if extra_protons is None else np.r_[Z[tags == 'proton'], extra_protons]
+    fit_n = n | {'proton': len(P)}  # the densities' samples: the extra protons count for q_P
+    if min(fit_n.values()) < 10 or min(n.values()) < 1: raise LarvaeError(f"anchored clustering needs at least 10 tracks of each of {ANCHOR_SPECIES} to fit; got {fit_n}")
     with quiet():
         qP, qM = species_gmm(P, n_components, n_init, seed), species_gmm(Z[tags == 'mip'], n_components, n_init, seed)
         w = {s: n[s] / len(tags) for s in ANCHOR_SPECIES}
