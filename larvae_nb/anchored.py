@@ -140,7 +140,7 @@ def _truth_species(i)->np.ndarray|None:
 
 def _mass_check(i, a:np.ndarray)->dict:
     "Median beamline mass of the kaon-sample tracks per assigned species, and the kaon-assigned median's offset from the PDG kaon mass."
-    k = i.sample == 'kaon'; m = i.j[MASS_COLUMN].values
+    k = np.asarray(i.sample, dtype=str) == 'kaon'; m = i.j[MASS_COLUMN].values
     med = {s: float(np.nanmedian(m[k & (a == s)])) for s in ANCHOR_SPECIES if np.isfinite(m[k & (a == s)]).any()}
     return {'median_mass': med, 'n': {s: int((k & (a == s)).sum()) for s in ANCHOR_SPECIES},
             'kaon_offset_from_pdg': abs(med['kaon'] - PDG_MASS['kaon']) if 'kaon' in med else None}
@@ -149,7 +149,7 @@ def _mass_check(i, a:np.ndarray)->dict:
 def run_anchored(i)->dict:
     "E.13 anchored clustering against the unsupervised mixture and the QDA ceiling; the proton-likeness scores for E.14."
     from larvae_nb.beam_composition import split_latents
-    Z, tags, c = i.Z.values, i.sample, i.cfg
+    Z, tags, c = i.Z.values, np.asarray(i.sample, dtype=str), i.cfg  # numpy strings (the joined column may be Arrow-backed)
     if not (tags == 'mip').any(): return {'skipped': 'no mip sample: the anchored densities need the clean MIPs (rerun `larvae simulate` with sim.n_mips > 0)'}
     tr = split_latents(i, 'train'); mk = min(MIN_KAON_WEIGHT, (tags == 'kaon').sum() / 4)
     kw = dict(n_init=c.contamination_inits, iters=c.anchored_iterations, seed=c.seed, extra_protons=tr)
@@ -187,7 +187,7 @@ def recall_figure(r:dict):
 # %% ../nbs/14j_anchored.ipynb #a11cbba5
 def _dose_sets(i)->dict:
     "Name -> (bool mask, own PDG mass): kaons all / picky / not picky (filter on kaons only), proton and MIP controls."
-    s = i.sample; out = {'kaon_all': (s == 'kaon', PDG_MASS['kaon'])}
+    s = np.asarray(i.sample, dtype=str); out = {'kaon_all': (s == 'kaon', PDG_MASS['kaon'])}
     if PICKY_COLUMN in i.j:
         pk = (i.j[PICKY_COLUMN] == 1).values
         out |= {'kaon_picky1': ((s == 'kaon') & pk, PDG_MASS['kaon']), 'kaon_picky0': ((s == 'kaon') & ~pk, PDG_MASS['kaon'])}

@@ -102,7 +102,7 @@ def _species_of(i, j:pd.DataFrame)->np.ndarray|None:
 def _picky_breakdown(i, r:dict)->dict:
     "The kaon breakdown restricted to the picky kaons (all protons kept), or why it is skipped."
     if PICKY_COLUMN not in i.j: return {'skipped': 'no beamline picky flag'}
-    pk = i.is_kaon & (i.j[PICKY_COLUMN] == 1).values
+    pk = np.asarray(i.is_kaon, bool) & (i.j[PICKY_COLUMN] == 1).to_numpy(bool)
     if pk.sum() < MIN_PICKY_KAONS: return {'skipped': f'{int(pk.sum())} picky kaons (< {MIN_PICKY_KAONS})'}
     return {'n': int(pk.sum()), 'kaon': {g: int(((r['category'] == g) & pk).sum()) for g in CASE_GROUPS}}
 
@@ -110,11 +110,11 @@ def _picky_breakdown(i, r:dict)->dict:
 def run_hard_cases(i)->dict:
     "E.3 hard cases from the logistic analysis's out-of-fold probes; the MIPs for reference; truth beside it."
     if 'mlp_probe_kaon_prob' not in i.arrays: return {'skipped': 'the logistic analysis left no MLP probe scores'}
-    r = hard_cases(i.arrays['probe_kaon_prob'], i.arrays['mlp_probe_kaon_prob'], i.is_kaon)
+    y = np.asarray(i.is_kaon, bool); r = hard_cases(i.arrays['probe_kaon_prob'], i.arrays['mlp_probe_kaon_prob'], y)
     lg = i.results['logistic']; r['auc'] = {'logistic': lg['all']['logistic']['auc'], 'mlp': lg['all']['mlp']['auc']}
     r['top_dims'] = top_dims(lg['single']['logistic']); m = r.pop('masks')
-    groups = {'proton': ~i.is_kaon, 'easy_kaon': m['easy_kaon'], 'hard_kaon': m['hard_kaon'], 'hard_proton': m['hard_proton']}
-    full = i.parent or i; mip = full.sample == 'mip'
+    groups = {'proton': ~y, 'easy_kaon': m['easy_kaon'], 'hard_kaon': m['hard_kaon'], 'hard_proton': m['hard_proton']}
+    full = i.parent or i; mip = np.asarray(full.sample, dtype=str) == 'mip'
     Z, F = pd.concat([i.Z, full.Z[mip]], ignore_index=True), pd.concat([i.F, full.F[mip]], ignore_index=True)
     G = {g: np.r_[v, np.zeros(mip.sum(), bool)] for g, v in groups.items()} | ({'mip': np.r_[np.zeros(len(i.j), bool), np.ones(mip.sum(), bool)]} if mip.any() else {})
     out = {'breakdown': r['breakdown'], 'auc': r['auc'], 'top_dims': r['top_dims'], 'picky': _picky_breakdown(i, r),
@@ -122,5 +122,5 @@ def run_hard_cases(i)->dict:
     for g in ('hard_kaon', 'hard_proton'): out[f'{g}_keys'] = i.j.loc[m[g], list(TRACK_KEY)].head(N_CASE_KEYS).to_dict('records')
     s = _species_of(i, i.j)
     if s is not None:
-        out['truth'] = group_truth(s, groups | {'kaon_sample': i.is_kaon}); out['enrichment'] = enrichment(out['truth'])
+        out['truth'] = group_truth(s, groups | {'kaon_sample': y}); out['enrichment'] = enrichment(out['truth'])
     return out
