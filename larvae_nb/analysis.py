@@ -257,10 +257,10 @@ ANALYSIS_TABLE = analysis_table(
     Analysis('contamination', run_contamination, ('latents',)),  # 14e: latent EM contamination with injection calibration
     Analysis('two_sample', run_two_sample, ('latents',)),  # 14f: train-vs-validation latent two-sample tests
     Analysis('csda_mvn', run_csda_mvn, ('latents', 'beamline')),  # 14g: CSDA kaons and per-species Gaussian classification
+    Analysis('anchored', run_anchored, ('latents',)),  # 14j: densities anchored on the clean samples; leaves the proton-likeness scores
     Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation'), CORE_SAMPLES),  # trains its own probes over seeds; reads the mixture's score
     Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation'), CORE_SAMPLES),  # 14e: the headline table on picky tracks
     Analysis('hard_cases', run_hard_cases, ('latents', 'features', 'logistic'), CORE_SAMPLES),  # 14i: tracks both probes get wrong
-    Analysis('anchored', run_anchored, ('latents',)),  # 14j: densities anchored on the clean samples; leaves the proton-likeness scores
     Analysis('dose_response', run_dose_response, ('beamline', 'anchored')))  # 14j: proton-likeness against the spectrometer mass
 ANALYSES = tuple(ANALYSIS_TABLE)
 

@@ -260,7 +260,7 @@ class DataConfig(Section):
 @dataclass
 class AnalysisConfig(Section):
     "Latent analyses (see 14_latents) and the PID tables against truth (14d_pid)."
-    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'mass_fit', 'contamination', 'two_sample', 'csda_mvn', 'truth', 'picky', 'hard_cases', 'anchored', 'dose_response'])
+    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'mass_fit', 'contamination', 'two_sample', 'csda_mvn', 'anchored', 'truth', 'picky', 'hard_cases', 'dose_response'])
     folds:int = 5 # cross-validation folds
     seed:int = 0
     gmm_inits:int = 20
