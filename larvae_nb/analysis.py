@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,17 +27,21 @@ from .plotting import savefig
 from .beam_composition import run_contamination, run_mass_fit, run_picky, subset_tracks
 from .two_sample import run_two_sample
 from .kaon_selection import run_csda_mvn
+from .hard_cases import run_hard_cases
+from .anchored import run_anchored, run_dose_response
 
 # %% auto #0
-__all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES', 'BASELINE_COLUMN_NAMES',
-           'BEAM_COLUMN_NAMES', 'TRUTH_FIX', 'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE', 'ANALYSES', 'ROLE_LABELS',
-           'read_table', 'read_scores', 'resolve_loader', 'load_latents', 'hardest_images', 'join_cnn', 'save_outputs',
-           'run_decoder', 'Analysis', 'analysis_table', 'AnalysisInputs', 'check_analyses', 'plan_analyses',
-           'run_analysis', 'per_track_truth', 'analyse', 'summary', 'analyse_cmd']
+__all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'OPTIONAL_SPLITS', 'CORE_SAMPLES', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES',
+           'BASELINE_COLUMN_NAMES', 'BEAM_COLUMN_NAMES', 'TRUTH_FIX', 'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE',
+           'ANALYSES', 'ROLE_LABELS', 'read_table', 'read_scores', 'resolve_loader', 'load_latents', 'hardest_images',
+           'join_cnn', 'save_outputs', 'run_decoder', 'Analysis', 'analysis_table', 'AnalysisInputs', 'sample_view',
+           'check_analyses', 'plan_analyses', 'run_analysis', 'per_track_truth', 'analyse', 'summary', 'analyse_cmd']
 
 # %% ../nbs/14c_analysis.ipynb #78113c14
 ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
-SPLIT_SAMPLE = {'train': 'proton', 'val': 'proton', 'kaon': 'kaon'}  # sample of each inference split
+SPLIT_SAMPLE = {'train': 'proton', 'val': 'proton', 'kaon': 'kaon', 'mip': 'mip'}  # sample of each inference split
+OPTIONAL_SPLITS = ('mip',)  # inference splits `analyse` loads when the run has them (the MIP sample of the simulation)
+CORE_SAMPLES = ('proton', 'kaon')  # the samples of the two-class analyses (probes, correlations, PID tables)
 REFERENCE_COLUMN = 'particle_hypothesis'  # chi2 hypothesis from 07_chi2: 0 kaon, 1 proton
 
 def read_table(path, # a Parquet or CSV file
@@ -84,19 +88,29 @@ def resolve_loader(loader:Callable|None)->Callable:
     return load_inference
 
 # %% ../nbs/14c_analysis.ipynb #2e0cb4d5
-def load_latents(run_dir, splits=('val', 'kaon'), loader:Callable|None=None)->pd.DataFrame:
-    "Keyed latents (and reconstruction error) of the given inference splits of a run."
-    loader, frames = resolve_loader(loader), []
-    for sp in splits:
-        out = loader(run_dir, sp)
-        keys, mu = _field(out, 'keys'), _field(out, 'mu')
-        if keys is None or mu is None: raise LarvaeError(f"{run_dir}: inference output {sp!r} lacks keys or mu; rerun `larvae infer`")
-        f = latent_frame(pd.DataFrame(keys), np.asarray(mu))
-        if 'sample' not in f: f['sample'] = SPLIT_SAMPLE.get(sp, sp)
-        err = _field(out, 'recon_error')
-        if err is not None: f['recon_error'] = np.asarray(err, float)
-        frames.append(f.assign(split=sp))
+def _latent_split(run_dir, sp:str, out)->pd.DataFrame:
+    "The keyed latents (and reconstruction error) of one inference output."
+    keys, mu = _field(out, 'keys'), _field(out, 'mu')
+    if keys is None or mu is None: raise LarvaeError(f"{run_dir}: inference output {sp!r} lacks keys or mu; rerun `larvae infer`")
+    f = latent_frame(pd.DataFrame(keys), np.asarray(mu))
+    if 'sample' not in f: f['sample'] = SPLIT_SAMPLE.get(sp, sp)
+    err = _field(out, 'recon_error')
+    if err is not None: f['recon_error'] = np.asarray(err, float)
+    return f.assign(split=sp)
+
+def load_latents(run_dir, splits=('val', 'kaon'), loader:Callable|None=None,
+                 optional=OPTIONAL_SPLITS, # splits added when the run has them (a loader error or no rows: left out)
+                )->pd.DataFrame:
+    "Keyed latents (and reconstruction error) of the given inference splits of a run, and of the optional ones it has."
+    loader = resolve_loader(loader)
+    frames = [_latent_split(run_dir, sp, loader(run_dir, sp)) for sp in splits]
+    for sp in (s for s in optional if s not in splits):
+        try: out = loader(run_dir, sp)
+        except (LarvaeError, FileNotFoundError): continue
+        f = _latent_split(run_dir, sp, out)
+        if len(f): frames.append(f)
     return pd.concat(frames, ignore_index=True)
+
 
 # %% ../nbs/14c_analysis.ipynb #9e5ba0d6
 RECON_FIELDS = ('recon', 'reconstructions', 'x_hat')  # names an inference output may give its reconstructions
@@ -154,20 +168,26 @@ INPUTS = ('latents', 'features', 'decoder', 'truth_table', 'beamline')  # what a
 
 @dataclass(frozen=True)
 class Analysis:
-    "One analysis of `analyse`: its name, the function that runs it on `AnalysisInputs`, and what it needs."
+    "One analysis of `analyse`: its name, the function that runs it on `AnalysisInputs`, what it needs and which samples it takes."
     name:str
     fn:Callable # AnalysisInputs -> dict of numbers (and optionally 'figures', 'arrays')
     needs:tuple=() # inputs from `INPUTS`, and analyses whose `arrays` it reads (they run first)
+    samples:tuple|None=None # the samples it analyses (e.g. `CORE_SAMPLES`); None: every sample of the run
+
+def _covers(a:Analysis, b:Analysis)->bool: return b.samples is None or (a.samples is not None and set(a.samples) <= set(b.samples))
 
 def analysis_table(*entries:Analysis)->dict[str, Analysis]:
-    "Name -> analysis; each need must be an input or an analysis listed before it (so there is no cycle)."
+    "Name -> analysis; each need is an input or an analysis listed before it (no cycle) whose samples include its own."
     table = {}
     for a in entries:
         bad = [n for n in a.needs if n not in INPUTS and n not in table]
         if a.name in table or a.name in INPUTS: raise LarvaeError(f"analysis name {a.name!r} is taken (by an analysis or an input); give each its own name")
         if bad: raise LarvaeError(f"analysis {a.name!r} needs {bad}: neither an input ({', '.join(INPUTS)}) nor an analysis listed before it")
+        wide = [n for n in a.needs if n in table and not _covers(a, table[n])]
+        if wide: raise LarvaeError(f"analysis {a.name!r} takes samples {a.samples or 'all'} but reads the arrays of {wide}, which take fewer; give it their samples")
         table[a.name] = a
     return table
+
 
 # %% ../nbs/14c_analysis.ipynb #e4655c64
 @dataclass
@@ -185,9 +205,19 @@ class AnalysisInputs:
     arrays:dict=field(default_factory=dict) # per-track scores left by the analyses that ran
     results:dict=field(default_factory=dict) # analysis name -> its numbers, once it ran
 
+    mask:np.ndarray|None=None # (n of the full tracks,) bool: the rows of this view (None: all of them)
+    parent:AnalysisInputs|None=None # the full inputs of a view, for samples drawn for reference only
+
     def __post_init__(self):
         self.Z, self.F, self.sample = self.j[latent_columns(self.j)], self.j[feature_columns(self.j)], self.j['sample'].values
         self.is_kaon, self.groups = self.sample == 'kaon', event_groups(self.j)  # folds never split an event
+
+def sample_view(i:AnalysisInputs, samples:tuple|None)->AnalysisInputs:
+    "The inputs restricted to `samples` (rows renumbered, arrays cut to them; results shared), or `i` itself when that is all rows."
+    keep = np.ones(len(i.j), bool) if samples is None else np.isin(i.sample, list(samples))
+    if keep.all(): return i
+    j = i.j[keep].reset_index(drop=True); j.attrs = i.j.attrs; j['row'] = np.arange(len(j))
+    return replace(i, j=j, arrays={k: v[keep] for k, v in i.arrays.items()}, mask=keep, parent=i)
 
 # %% ../nbs/14c_analysis.ipynb #bd537507
 def _run_correlation(i:AnalysisInputs)->dict: return correlation(i.Z, i.F, i.sample, i.categories, seed=i.cfg.seed)
@@ -217,18 +247,21 @@ def _run_logistic(i:AnalysisInputs)->dict:
 
 # %% ../nbs/14c_analysis.ipynb #5b107266
 ANALYSIS_TABLE = analysis_table(
-    Analysis('correlation', _run_correlation, ('latents', 'features')),
-    Analysis('traversal', _run_traversal, ('latents', 'decoder')),
-    Analysis('logistic', _run_logistic, ('latents',)),
-    Analysis('nonlinear', _run_nonlinear, ('latents', 'features')),
-    Analysis('feature_auc', _run_feature_auc, ('latents', 'features')),
-    Analysis('separation', _run_separation, ('latents',)),
+    Analysis('correlation', _run_correlation, ('latents', 'features'), CORE_SAMPLES),
+    Analysis('traversal', _run_traversal, ('latents', 'decoder'), CORE_SAMPLES),
+    Analysis('logistic', _run_logistic, ('latents',), CORE_SAMPLES),
+    Analysis('nonlinear', _run_nonlinear, ('latents', 'features'), CORE_SAMPLES),
+    Analysis('feature_auc', _run_feature_auc, ('latents', 'features'), CORE_SAMPLES),
+    Analysis('separation', _run_separation, ('latents',), CORE_SAMPLES),
     Analysis('mass_fit', run_mass_fit, ('beamline',)),  # 14e: the spectrometer-mass fit of the kaon sample, all and picky (truth when present)
     Analysis('contamination', run_contamination, ('latents',)),  # 14e: latent EM contamination with injection calibration
     Analysis('two_sample', run_two_sample, ('latents',)),  # 14f: train-vs-validation latent two-sample tests
     Analysis('csda_mvn', run_csda_mvn, ('latents', 'beamline')),  # 14g: CSDA kaons and per-species Gaussian classification
-    Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation')),  # trains its own probes over seeds; reads the mixture's score
-    Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation')))  # 14e: the headline table on picky tracks
+    Analysis('anchored', run_anchored, ('latents',)),  # 14j: densities anchored on the clean samples; leaves the proton-likeness scores
+    Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation'), CORE_SAMPLES),  # trains its own probes over seeds; reads the mixture's score
+    Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation'), CORE_SAMPLES),  # 14e: the headline table on picky tracks
+    Analysis('hard_cases', run_hard_cases, ('latents', 'features', 'logistic'), CORE_SAMPLES),  # 14i: tracks both probes get wrong
+    Analysis('dose_response', run_dose_response, ('beamline', 'anchored')))  # 14j: proton-likeness against the spectrometer mass
 ANALYSES = tuple(ANALYSIS_TABLE)
 
 def check_analyses(names)->list[str]:
@@ -270,8 +303,13 @@ def run_analysis(i:AnalysisInputs, name:str)->dict:
     early = [n for n in a.needs if n in ANALYSIS_TABLE and n not in i.results]
     if early and not why: raise LarvaeError(f"analysis {name!r} needs {early} to have run first; order the names with `plan_analyses`")
     why = why or next((w for w in (_missing(i, n) for n in a.needs if n in ANALYSIS_TABLE) if w), None)
-    r = {'skipped': why} if why else a.fn(i)
-    i.arrays.update(r.pop('arrays', {})); i.results[name] = r
+    v = sample_view(i, a.samples)
+    r = {'skipped': why} if why else a.fn(v)
+    i.decode = i.decode or v.decode
+    for k, x in r.pop('arrays', {}).items():  # stored at full length: NaN outside the analysis's samples
+        i.arrays[k] = x if v is i else np.where(v.mask, 0., np.nan)
+        if v is not i: i.arrays[k][v.mask] = x
+    i.results[name] = r
     return r
 
 # %% ../nbs/14c_analysis.ipynb #a0585043

@@ -262,7 +262,7 @@ class DataConfig(Section):
 @dataclass
 class AnalysisConfig(Section):
     "Latent analyses (see 14_latents) and the PID tables against truth (14d_pid)."
-    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'mass_fit', 'contamination', 'two_sample', 'csda_mvn', 'truth', 'picky'])
+    analyses:list[str] = field(default_factory=lambda: ['correlation', 'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation', 'mass_fit', 'contamination', 'two_sample', 'csda_mvn', 'anchored', 'truth', 'picky', 'hard_cases', 'dose_response'])
     folds:int = 5 # cross-validation folds
     seed:int = 0
     gmm_inits:int = 20
@@ -277,6 +277,9 @@ class AnalysisConfig(Section):
     two_sample_nulls:int = 99 # null replicates per C2ST repeat (seed default 99, paper 199)
     csda_tolerance:float = 0.2 # a CSDA kaon's track length is within this fraction of the kaon CSDA range (14g)
     two_sample_classifiers:list[str] = field(default_factory=lambda: ['mlp', 'logistic']) # C2ST classifiers; the first gives the verdict
+    anchored_iterations:int = 6 # sharpening passes of the anchored kaon density (14j; seed 6)
+    dose_bins:int = 10 # quantile bins of the proton-likeness score in the dose response (14j; seed 10)
+    dose_bootstrap:int = 600 # bootstrap medians per dose-response bin (14j; seed 600)
 
     def check(self):
         if self.folds < 2: raise ConfigError(f"{self._name('folds')}={self.folds} must be at least 2")
@@ -289,6 +292,7 @@ class AnalysisConfig(Section):
         if self.two_sample_permutations < 19 or self.two_sample_nulls < 19: raise ConfigError(f"{self._name('two_sample_permutations')} and {self._name('two_sample_nulls')} must be at least 19")
         if not self.two_sample_classifiers or set(self.two_sample_classifiers) - {'mlp', 'logistic', 'hgb'}: raise ConfigError(f"{self._name('two_sample_classifiers')}={self.two_sample_classifiers}: give one or more of mlp, logistic, hgb")
         if not 0 < self.csda_tolerance < 1: raise ConfigError(f"{self._name('csda_tolerance')}={self.csda_tolerance} must be between 0 and 1")
+        if self.anchored_iterations < 0 or self.dose_bins < 2 or self.dose_bootstrap < 20: raise ConfigError(f"{self._name('anchored_iterations')} must be >= 0, {self._name('dose_bins')} >= 2 and {self._name('dose_bootstrap')} >= 20")
         if self.contamination_inits < 1: raise ConfigError(f"{self._name('contamination_inits')}={self.contamination_inits} must be at least 1")
 
 # %% ../nbs/00_config.ipynb #2a91d9c7

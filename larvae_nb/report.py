@@ -18,7 +18,7 @@ __all__ = ['REPORTS', 'HTML_DIR', 'Report', 'load_report', 'report_notebooks', '
            'results_markdown']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
-REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb')
+REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb', '24_report_beam.ipynb')
 
 
 # %% ../nbs/18_report.ipynb #7da6863f

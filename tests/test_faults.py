@@ -175,7 +175,7 @@ def test_a_killed_report_stage_leaves_no_kernel_and_reruns(killed):
     assert not alive, f"report kernels outlived the pipeline: {[k.pid for k in alive]}"
     log = larvae('pipeline', '--quick', '--no-progress', '--out', out).stdout
     assert ran(log) == [] and '[   report] done in' in log, log  # only the report stage runs again
-    assert sorted(p.name for p in (out/'report').glob('*.ipynb')) == ['20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb']
+    assert sorted(p.name for p in (out/'report').glob('*.ipynb')) == ['20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb', '24_report_beam.ipynb']
     assert not list((out/'report').glob('.*.part.ipynb'))
 
 

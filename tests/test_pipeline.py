@@ -35,7 +35,7 @@ def test_every_stage_runs_and_the_reports_are_executed(quick):
     metrics = json.loads((run/'metrics.json').read_text())
     assert 0.0 <= metrics['truth']['table']['Pearson chi2 (p - K)']['auc'] <= 1.0
     reports = sorted(p.name for p in (out/'report').glob('*.ipynb'))
-    assert reports == ['20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb']
+    assert reports == ['20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb', '24_report_beam.ipynb']
     nb = nbformat.read(out/'report'/'22_report_pid.ipynb', as_version=4)
     text = ''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.outputs)
     assert 'true kaons' in text  # the PID table was printed, from this run's metrics
@@ -104,7 +104,7 @@ def test_the_report_is_browsable_without_quarto(quick, tmp_path):
     html = out/'report'/'html'
     index = (html/'index.html').read_text()
     pages = re.findall(r'href="([^"]+\.html)"', index)
-    assert pages == ['20_report_data.html', '21_report_model.html', '22_report_pid.html'], index
+    assert pages == ['20_report_data.html', '21_report_model.html', '22_report_pid.html', '24_report_beam.html'], index
     n_figures = 0
     for page in pages:
         text = (html/page).read_text()
