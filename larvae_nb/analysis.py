@@ -412,16 +412,16 @@ def analyse_cmd(run:str, # the training run directory
                 truth_tracks:str=None, # per-track truth (truth_tracks.parquet): each track labelled by its own particle
                 scores:str=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
                 config:str=None, # YAML file of config overrides (its analysis section is used)
-                jobs:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits
+                workers:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits (old name: --jobs)
                ):
     "Analyse a run's latents against the handcrafted features; figures and metrics.json in the run directory."
     names = check_analyses(analyses)
-    if jobs < 1: raise LarvaeError(f"--jobs {jobs}: give at least 1 worker process")
+    if workers < 1: raise LarvaeError(f"--workers {workers}: give at least 1 worker process")
     if not Path(run).is_dir(): raise LarvaeError(f"{run}: run directory not found; train a model first (`larvae train`)")
     full = load_config(config)
     with output_dir(run, 'larvae analyse'):
         m = analyse(run, features, names, full.analysis, truth_path=truth, truth_tracks_path=truth_tracks, stage1=full,
-                    scores_path=scores, n_jobs=jobs)
+                    scores_path=scores, n_jobs=workers)
     logger.info(f"{run}: {', '.join(names)} -> {METRICS_FILE}")
     logger.info(summary(m))
     return m

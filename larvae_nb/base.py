@@ -13,7 +13,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['logger', 'LarvaeError', 'ConfigError', 'did_you_mean', 'check_choice', 'LarvaeWarning', 'warn', 'set_verbosity',
-           'bar_disabled', 'Section']
+           'bar_disabled', 'close_bar', 'Section']
 
 # %% ../nbs/00_base.ipynb #63300627
 class LarvaeError(Exception):
@@ -70,6 +70,16 @@ def set_verbosity(level:int=0):
 def bar_disabled(progress:bool=True)->bool|None:
     "tqdm's `disable`: True when asked for no bar or under --quiet, else None (a bar only on a terminal)."
     return True if not progress or os.environ.get('LARVAE_PROGRESS') == '0' or logger.level > logging.INFO else None
+
+def close_bar(bar, # a tqdm bar counting epochs (or other steps), updated after each one
+              stopped_at:int|None=None, # the epoch training stopped early at (None: it ran to the end)
+              patience:int|None=None, # the early-stopping patience, for the message
+              what:str='training', # what stopped, for the message
+             ):
+    "Close `bar`; after an early stop its total becomes the stopping epoch (no bar left at '15/60') and a line says so."
+    if stopped_at is not None: bar.n = bar.total = stopped_at; bar.refresh()
+    bar.close()
+    if stopped_at is not None: logger.info(f"{what} stopped early at epoch {stopped_at} (patience {patience})")
 
 # %% ../nbs/00_base.ipynb #24af9869
 def _coerce(name, value, tp):

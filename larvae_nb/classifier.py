@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import Config, load_config
-from .base import logger, warn, LarvaeError
+from .base import bar_disabled, close_bar, logger, warn, LarvaeError
 from .run import pick_device, seed_everything
 from .keys import EVENT_KEY
 from .images import apply_transform, fit_transform
@@ -67,7 +67,8 @@ def _fit_classifier(x, y, tr, va, cfg:Config, device, seed:int, progress:bool, d
     x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
     hist = {'train_loss': [], 'val_loss': [], 'best_epoch': 0, 'best_val': math.inf, 'n_train': int(tr.sum()), 'n_val': int(va.sum())}
     best, es = copy.deepcopy(model.state_dict()), EarlyStopping(tc.patience, tc.min_delta)
-    for epoch in tqdm(range(tc.epochs), desc=desc, unit='epoch', disable=not progress):
+    bar = tqdm(total=tc.epochs, desc=desc, unit='epoch', disable=bar_disabled(progress))
+    for epoch in range(tc.epochs):
         model.train(); tot, n = 0., 0
         for idx in _batches(len(x_tr), tc.batch_size, gen, device):
             loss = F.cross_entropy(model(x_tr[idx]), y_tr[idx], weight=w)
@@ -79,8 +80,9 @@ def _fit_classifier(x, y, tr, va, cfg:Config, device, seed:int, progress:bool, d
             _check_finite(epoch + 1, f"{desc} {which}", {'cross-entropy': v}, f"--lr (now {lr:g})")
         hist['train_loss'].append(tot / n); hist['val_loss'].append(vl)
         if es.step(vl, epoch + 1): best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        hist.update(best_val=es.best, best_epoch=es.best_epoch)
+        hist.update(best_val=es.best, best_epoch=es.best_epoch); bar.update()
         if es.stop: break
+    close_bar(bar, epoch + 1 if es.stop else None, tc.patience, desc)
     model.load_state_dict(best)
     return model, hist
 

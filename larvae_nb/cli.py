@@ -11,10 +11,11 @@ from typing import Literal, Union, get_args, get_origin, get_type_hints
 from fastcore.docments import docments
 
 from . import __version__
-from .base import LarvaeError, LarvaeWarning, did_you_mean, set_verbosity
+from .base import LarvaeError, LarvaeWarning, did_you_mean, set_verbosity, warn
 
 # %% auto #0
-__all__ = ['COMMANDS', 'SUMMARY', 'RESUME', 'POSITIONAL', 'load_command', 'build_parser', 'light_command', 'one_line', 'main']
+__all__ = ['COMMANDS', 'SUMMARY', 'RESUME', 'POSITIONAL', 'RENAMED', 'load_command', 'build_parser', 'light_command', 'one_line',
+           'main']
 
 # %% ../nbs/16_cli.ipynb #ed7645fd
 COMMANDS = {
@@ -49,6 +50,10 @@ RESUME = {  # what to do after Ctrl-C or SIGTERM, per command: every hint must b
     'pipeline': 'rerun the same command: finished stages are skipped and training resumes',
 }
 POSITIONAL = {'sweep': ('grid',)}  # parameters given without a flag
+RENAMED = {  # old option names, still accepted for one release with a warning naming the new one: one name per concept
+    'train': {'runs': 'out'},  # --out: the directory a command writes (here the run directories go in it)
+    'analyse': {'jobs': 'workers'},  # --workers: worker processes
+}
 
 # %% ../nbs/16_cli.ipynb #8216eb6f
 def load_command(name:str):
@@ -70,6 +75,13 @@ def _base_type(tp):
         args = [a for a in get_args(tp) if a is not type(None)]
         return args[0] if len(args) == 1 else str
     return tp
+
+class _Renamed(argparse.Action):
+    "An old option name: stores the value under the new name and warns once with the new name."
+    def __init__(self, *a, new:str, cmd:str, **kw): super().__init__(*a, **kw); self.new, self.cmd = new, cmd
+    def __call__(self, parser, namespace, values, option_string=None):
+        warn(f"larvae {self.cmd}: {option_string} is now {self.new} (the old name goes in the next release)")
+        setattr(namespace, self.dest, values)
 
 class _ShowDefaults(argparse.HelpFormatter):
     "Help text that ends with the option's default, unless it has none or already says it."
@@ -105,6 +117,10 @@ def build_parser(name:str, func)->argparse.ArgumentParser:
         if tp not in (int, float): tp = str
         p.add_argument(*flags, dest=pname, type=tp, required=required,
                        default=None if required else par.default, **kw)
+    for old, new in RENAMED.get(name, {}).items():  # hidden from --help; the value goes to the new name
+        act = next(a for a in p._actions if a.dest == new)
+        p.add_argument(f"--{old.replace('_', '-')}", dest=new, type=act.type, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                       action=_Renamed, new=act.option_strings[0], cmd=name)
     return p
 
 # %% ../nbs/16_cli.ipynb #5263f8f6

@@ -97,7 +97,8 @@ def _components(planes:np.ndarray, # (n_events, wires, ticks) [ADC]
     lab = rank[lab]  # raster order of each region's first pixel
     order = np.argsort(lab, kind='stable')  # raster order is kept inside each label
     starts = np.searchsorted(lab[order], np.arange(n_lab))
-    return dict(idx=idx, lab=lab, ev=ev[order], w=w[order], t=t[order], v=planes.ravel()[idx[order]],
+    ev, w, t = ev[order], w[order], t[order]
+    return dict(idx=idx, lab=lab, ev=ev, w=w, t=t, v=planes[ev, w, t],  # no flat copy of a strided stack
                 starts=starts, stops=np.append(starts[1:], N).astype(np.int64))
 
 # %% ../nbs/04_clustering.ipynb #78b09709
@@ -125,7 +126,7 @@ def bfs_levels(planes:np.ndarray, # (n_events, wires, ticks) [ADC]
                bfs_ratio:float|None, # growth level as a fraction of the peak; None: automatic
               )->np.ndarray:
     "The BFS growth level of each event [ADC]: bfs_ratio × peak, or the automatic noise rule; never below threshold."
-    if bfs_ratio is not None: return np.maximum(bfs_ratio*planes.reshape(len(planes), -1).max(1), threshold)
+    if bfs_ratio is not None: return np.maximum(bfs_ratio*planes.max(axis=(1, 2)), threshold)
     return np.maximum(BFS_NOISE_SIGMAS*noise_sigma(planes), threshold)
 
 # %% ../nbs/04_clustering.ipynb #1f5d73e3
@@ -138,7 +139,7 @@ def _select(st:dict, # per-label stats from `_stats`
     "Which labelled regions `algorithm` keeps as clusters."
     keep = st['n_pixels'] >= cfg.min_pixels
     if algorithm == 'max_ratio':
-        keep &= st['max_adc'] >= cfg.seed_ratio*planes.reshape(len(planes), -1).max(1)[st['ev']]
+        keep &= st['max_adc'] >= cfg.seed_ratio*planes.max(axis=(1, 2))[st['ev']]
     elif algorithm == 'longest':
         height = st['wire_max'] - st['wire_min'] + 1
         order = np.lexsort((st['sum_adc'], st['n_pixels'], height, st['ev']))  # best of each event last

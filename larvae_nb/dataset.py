@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from .config import Config, load_config
-from .base import LarvaeError, did_you_mean, warn
+from .base import LarvaeError, bar_disabled, did_you_mean, logger, warn
 from .keys import EVENT_KEY
 from .scaleout import Cluster, dask_client, dask_imap, expand_files, imap_bounded, file_stat, is_url, iter_planes, raw_source, read_cluster_file
 from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
@@ -234,7 +234,7 @@ def process_entries(job:Job, cfg:Config,
     "Tracks, cut flow and event keys of one range of raw entries."
     flow, parts, keys, s = CutFlow(), [], [], job.sample
     count = (lambda step, rows: flow.add(step, s, len(rows))) if labels is None else (lambda step, rows: count_by_label(flow, step, rows, labels))
-    for chunk in iter_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop):
+    for chunk in iter_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop, reuse=True):  # no chunk is kept
         if labels is None: flow.add('entries', s, len(chunk) + chunk.n_empty)  # empty entries have no key to label
         count('non-empty events', chunk.keys)
         keys.append(chunk.keys.assign(sample=s))
@@ -380,7 +380,7 @@ def _stream_tracks(tmp:Path, # the temporary tracks file to write
     from contextlib import closing
     from tqdm.auto import tqdm
     flow, events, writer, n_tracks = CutFlow(), [], None, 0
-    bar = tqdm(total=sum(j.stop - j.start for j in jobs), unit='event', desc='dataset', disable=None if progress else True)  # None: not on a non-terminal
+    bar = tqdm(total=sum(j.stop - j.start for j in jobs), unit='event', desc='dataset', disable=bar_disabled(progress))  # a bar on a terminal only
     try:
         with closing(imap(_run_job, [(j, cfg, tables, lifetime) for j in jobs])) as results:
             for tracks, f, keys in results:
@@ -411,12 +411,12 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
     manifest, out = read_manifest(data_dir), Path(out_dir)
     fp, info_path, tracks_path = _fingerprint(manifest, cfg), out/DATASET_INFO_FILE, out/TRACKS_FILE
     if not force and tracks_path.exists() and info_path.exists() and json.loads(info_path.read_text()).get('fingerprint') == fp:
-        if progress: print(f"{tracks_path}: inputs and config unchanged; skipping (use --force to redo)")
+        if progress: logger.info(f"{tracks_path}: inputs and config unchanged; skipping (use --force to redo)")
         return tracks_path
     t0 = time.perf_counter()
     beam = read_beamline(manifest.beamline) if manifest.beamline else None  # every input is checked before anything is written
     reco, reco_reasons = read_reco(manifest.reco, cfg) if manifest.reco else (None, {})
-    tables = pid_tables(manifest)
+    tables = _chi2.as_templates(pid_tables(manifest))  # read and checked once, not in every job
     lifetime = read_lifetime(manifest.lifetime) if manifest.lifetime else None
     if cluster in ('ssh', 'slurm'): read_cluster_file(cluster_config, cluster, 'dataset')  # a bad cluster file stops us here
     jobs = make_jobs(manifest, cfg.dataset.chunk_events)
@@ -439,7 +439,7 @@ def build_dataset(data_dir, # a data directory with a larvae-data.yaml manifest
                     events_per_second=round(len(events) / max(time.perf_counter() - t0, 1e-9), 1), workers=cfg.dataset.workers,
                     cluster=cluster if cluster is None or isinstance(cluster, str) else 'client')
         atomic_write(info_path, json.dumps(info, indent=2))
-    if progress: print(flow)
+    if progress: logger.info(flow)
     return tracks_path
 
 # %% ../nbs/08_dataset.ipynb #9aba8ff5

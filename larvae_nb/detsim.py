@@ -15,7 +15,7 @@ import yaml
 
 from . import physics as phys
 from .config import Config, SimConfig, load_config
-from .base import LarvaeError
+from .base import LarvaeError, bar_disabled, logger
 from .keys import EVENT_KEY
 from .run import CUTFLOW_FILE, MARKER, atomic_path, output_dir
 if TYPE_CHECKING: from larvae_nb.reco import RecoTrack  # a room above this one (02c_reco)
@@ -292,7 +292,7 @@ def simulate(out, # the data directory to write: new, empty, or one larvae made 
     manifest, bar = {'samples': {}}, None
     with output_dir(out, 'larvae simulate') as out, atomic_path(out, is_dir=True) as tmp:
         shutil.copy2(out/MARKER, tmp/MARKER)  # the new directory is larvae's too
-        bar = tqdm(total=cfg.n_protons + cfg.n_kaons + cfg.n_mips, desc='simulate', unit='ev') if progress else None
+        bar = tqdm(total=cfg.n_protons + cfg.n_kaons + cfg.n_mips, desc='simulate', unit='ev', disable=bar_disabled(progress))
         try:
             for sample, n in (('proton', cfg.n_protons), ('kaon', cfg.n_kaons), ('mip', cfg.n_mips)):
                 if n == 0: continue
@@ -329,7 +329,7 @@ def simulate_cmd(out:str='larvae-data', # the data directory to write
     over = [f"sim.{k}={v}" for k, v in dict(n_protons=n_protons, n_kaons=n_kaons, n_mips=n_mips, seed=seed, ticks=ticks).items() if v is not None]
     full = load_config(config, over); cfg = full.sim
     path = simulate(out, cfg, stage1=full)
-    print(f"wrote {cfg.n_protons} proton, {cfg.n_kaons} kaon and {cfg.n_mips} MIP events to {path}/{MANIFEST_NAME}")
+    logger.info(f"wrote {cfg.n_protons} proton, {cfg.n_kaons} kaon and {cfg.n_mips} MIP events to {path}/{MANIFEST_NAME}")
     return path
 
 # %% ../nbs/02_detsim.ipynb #03f5495c

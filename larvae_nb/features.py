@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import FeatureConfig, load_config
-from .base import LarvaeError, check_choice, warn
+from .base import LarvaeError, check_choice, logger, warn
 from .keys import TRACK_KEY, check_keys
 from .run import FEATURES_FILE, FEATURES_INFO_FILE, TRACKS_FILE, atomic_path, atomic_write, output_dir
 from .plotting import plot_style
@@ -229,7 +229,7 @@ def write_features(dataset, # dataset directory holding tracks.parquet (or the f
         with atomic_path(odir/FEATURES_FILE) as tmp: df.to_parquet(tmp, index=False)
         atomic_write(odir/FEATURES_INFO_FILE, json.dumps(info, indent=1))
     why = info['nan_reasons']
-    print(f"wrote {len(df)} tracks × {len(fs)} features ({cfg.set}) to {odir/FEATURES_FILE}" + (f"; non-finite counts: {why}" if why else '; no NaN'))
+    logger.info(f"wrote {len(df)} tracks × {len(fs)} features ({cfg.set}) to {odir/FEATURES_FILE}" + (f"; non-finite counts: {why}" if why else '; no NaN'))
     return odir/FEATURES_FILE
 
 # %% ../nbs/13_features.ipynb #b07ff475

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .config import ImageConfig, Transform, WireAlign, load_config
-from .base import LarvaeError, check_choice, warn
+from .base import LarvaeError, check_choice, logger, warn
 from .run import pick_device
 from .keys import TRACK_KEY
 from .run import IMAGES_FILE, TRACKS_FILE, atomic_path, output_dir
@@ -403,5 +403,5 @@ def images_cmd(dataset:str, # dataset directory holding tracks.parquet
     ims = make_images(read_image_columns(dataset), cfg)
     with output_dir(out, 'larvae images') as d: p = ims.save(d/IMAGES_FILE)
     counts = ims.keys['sample'].value_counts().to_dict()
-    print(f"wrote {len(ims)} images {tuple(ims.x.shape[1:])} ({counts}) to {p}")
+    logger.info(f"wrote {len(ims)} images {tuple(ims.x.shape[1:])} ({counts}) to {p}")
     return p

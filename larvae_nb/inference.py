@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .config import load_config
-from .base import LarvaeError
+from .base import LarvaeError, logger
 from .run import pick_device
 from .keys import TRACK_KEY
 from .run import atomic_path, atomic_write, output_dir
@@ -216,12 +216,12 @@ def plot_novelty(run_dir, sample:str='kaon', reference:str='val', score:str='rec
 def infer_cmd(run:str, # the run directory `larvae train` printed
               images:str=None, # images.pt or its directory; default: the file the run was trained on
               batch_size:int=256, # images per batch
-              no_recon:bool=False, # do not store reconstructions
+              recon:bool=True, # store the reconstructions (--no-recon: do not)
              ):
     "Write keyed latents, reconstructions and reconstruction errors for train, val and kaon into the run."
     if not Path(run).is_dir(): raise LarvaeError(f"{run}: run directory not found; pass the directory `larvae train` printed")
     if not RunDir(run).config.is_file(): load_run(run)  # raises: not a training run
-    with output_dir(run, 'larvae infer'): paths = infer(run, images, batch_size=batch_size, save_recon=not no_recon)
-    for p in paths.values(): print(f"{p}")
-    if 'kaon' in paths: print(f"kaon novelty ROC AUC (recon error, val protons vs kaons): {novelty_auc(run)['auc']:.3f}")
+    with output_dir(run, 'larvae infer'): paths = infer(run, images, batch_size=batch_size, save_recon=recon)
+    for p in paths.values(): logger.info(f"{p}")
+    if 'kaon' in paths: logger.info(f"kaon novelty ROC AUC (recon error, val protons vs kaons): {novelty_auc(run)['auc']:.3f}")
     return paths

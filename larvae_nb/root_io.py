@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_root_io.ipynb #d5b57a8d
 from __future__ import annotations
-import lzma, struct, zlib
+import lzma, struct, threading, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, get_args
@@ -293,12 +293,29 @@ def _no_repeats(slot:np.ndarray, # entry × 480 + channel id of every channel re
                           "each channel must be read out once per event: check how the file was written")
 
 # %% ../nbs/03_root_io.ipynb #2949d44a
+_BUFFERS = threading.local()  # per thread: the plane block `iterate_planes(reuse=True)` fills chunk after chunk
+
+def _block(n:int, # events
+           n_ticks:int, # samples per wire
+           reuse:bool=False, # this thread's buffer (grown when too small) instead of fresh zeros; the caller fills every wire
+          )->np.ndarray:
+    "A float32 (n, 480, n_ticks) block for a chunk's planes, fresh or reused."
+    # fresh memory costs a page fault per 4 kB on first touch, more than the copy itself (a chunk of 25 events is
+    # ~150 MB), so a stage that finishes with a chunk before taking the next reuses one buffer
+    if not reuse: return np.zeros((n, N_CHANNELS, n_ticks), np.float32)
+    buf = getattr(_BUFFERS, 'block', None)
+    if buf is None or buf.shape[0] < n or buf.shape[2] != n_ticks:
+        _BUFFERS.block = None  # free the old one first: peak memory stays one buffer
+        buf = _BUFFERS.block = np.empty((n, N_CHANNELS, n_ticks), np.float32)
+    return buf[:n]
+
 def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
                    counts:np.ndarray, # payload values per entry
                    channels:np.ndarray, # flat channel ids of the chunk
                    nch:np.ndarray, # channel ids per entry
                    n_ticks:int, # samples per wire
                    entry0:int=0, # tree entry of the chunk's first entry, for messages
+                   reuse:bool=False, # fill this thread's plane buffer (`_block`) rather than fresh memory
                   ):
     "(keep, induction, collection) of a channel-mapped chunk; planes only for the kept entries."
     _entry_checks((nch == 0) & (counts > 0) | (nch > 0) & (counts % np.maximum(nch, 1) != 0), entry0,
@@ -312,7 +329,8 @@ def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
     _no_repeats(ev*N_CHANNELS + ch, len(nch), entry0)
     rows = adc.reshape(-1, n_ticks)
     keep = np.bincount(ev, weights=rows.any(axis=1), minlength=len(nch)) > 0
-    block = np.zeros((int(keep.sum()), N_CHANNELS, n_ticks), np.float32)  # one allocation: memory is the cost here
+    block = _block(int(keep.sum()), n_ticks, reuse)
+    if reuse and len(ch) != block.shape[0] * N_CHANNELS: block.fill(0)  # some wire is not read out: it stays 0
     if keep.all(): block[ev, ch] = rows
     else:
         m = keep[ev]
@@ -378,7 +396,7 @@ def _event_keys(arrays:dict, # branch arrays holding run, subrun and event
     return out
 
 # %% ../nbs/03_root_io.ipynb #875258e7
-def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal)->PlaneChunk:
+def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal, reuse:bool=False)->PlaneChunk:
     "A PlaneChunk from the branch arrays of entries entry0, entry0+1, ..."
     payload, channels = arrays[LAYOUT_BRANCHES[src.layout][0]], arrays.get('raw_channel')
     key = _event_keys(arrays, src.file, src.tree_path, entry0)
@@ -390,7 +408,7 @@ def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal)->PlaneChunk:
         return PlaneChunk(pd.DataFrame(columns=['file', 'entry', *EVENT_KEY]), z, z.copy(), len(counts))
     try:
         if src.layout == 'flat': keep, ind, col = _flat_planes(adc, counts, src.n_ticks, entry0)
-        else: keep, ind, col = _mapped_planes(adc, counts, *_payload(channels), src.n_ticks, entry0)
+        else: keep, ind, col = _mapped_planes(adc, counts, *_payload(channels), src.n_ticks, entry0, reuse)
     except LarvaeError as e: raise LarvaeError(f"{src.file}: {src.tree_path} {e}") from None
     if pedestal == 'median':
         for plane in (ind, col): plane -= np.median(plane, axis=2, keepdims=True)
@@ -405,6 +423,7 @@ def iterate_planes(path, # the ROOT file
                    pedestal:Pedestal|None=None, # 'median': subtract each wire's median over ticks
                    entry_start:int=0, # first tree entry to read
                    entry_stop:int|None=None, # one past the last entry; None reads to the end
+                   reuse:bool=False, # channel-mapped planes of every chunk in one buffer, overwritten by the next chunk (faster; only for a caller that keeps no chunk)
                   )->Iterator[PlaneChunk]:
     "Iterate over a raw tree in chunks of `chunk_events` entries, yielding keyed float32 wire planes."
     if pedestal is not None: check_choice('pedestal', pedestal, get_args(Pedestal))
@@ -420,7 +439,7 @@ def iterate_planes(path, # the ROOT file
             b = min(a + int(chunk_events), stop)
             try: arrays = next(it)
             except READ_ERRORS as e: raise _corrupt(path, f"reading entries {a}..{b-1} of {src.tree_path}", e) from e
-            yield _to_chunk(src, arrays, a, pedestal)
+            yield _to_chunk(src, arrays, a, pedestal, reuse)
 
 # %% ../nbs/03_root_io.ipynb #a323e276
 def event_index(path, # the ROOT file

@@ -13,7 +13,7 @@ import yaml
 
 import larvae_nb
 from .config import load_config
-from .base import ConfigError, LarvaeError
+from .base import ConfigError, LarvaeError, bar_disabled, logger
 from .run import (DONE_FILE, EXPERIMENT_FILE, PIPELINE_FILE, Output, RunDir, SweepDir, atomic_path, atomic_write, claim_dir,
                            output_dir, sweep_debris)
 from .plotting import plot_style
@@ -234,7 +234,7 @@ def sweep(grid, # a grid file or `Grid`
           cluster:Cluster='local', workers:int=2, gpus:int=0, cluster_config=None,
           limit:int|None=None, start_index:int=0, resume:bool=False, dry_run:bool=False,
           keep_going:bool=False, # run the valid points even when some are refused
-          log=print)->pd.DataFrame:
+          log=logger.info)->pd.DataFrame:
     "Run the grid's points on a Dask cluster; return the summary table (also written to OUT/summary.parquet/.csv)."
     grid = grid if isinstance(grid, Grid) else load_grid(grid)
     out = Path(out) if out is not None else Path('sweeps')/'out'/grid.name
@@ -279,7 +279,7 @@ def _run_all(todo, out, data, cluster, workers, gpus, cluster_config, log)->list
         _spread(client, min(len(todo), info['max_workers']))
         futs = [client.submit(run_point, SweepDir(out).point(p.id), p.overrides, data, g, key=f'point-{p.id}',
                               retries=2, pure=False, resources={'GPU': 1} if g else None) for p in todo]
-        with tqdm(total=len(futs), desc='sweep', unit='point', disable=None) as bar:  # no bar in a batch log
+        with tqdm(total=len(futs), desc='sweep', unit='point', disable=bar_disabled()) as bar:  # no bar in a batch log or under --quiet
             for f in as_completed(futs):
                 try: rec = f.result()
                 except Exception as e:  # the worker died more often than the retries allow
@@ -309,7 +309,7 @@ def point_metrics(point_dir)->dict:
     return r
 
 # %% ../nbs/15_sweeps.ipynb #427d111c
-def summarise(out, grid:Grid, records:list=(), log=print)->pd.DataFrame:
+def summarise(out, grid:Grid, records:list=(), log=logger.info)->pd.DataFrame:
     "The summary table of every point of `grid` under `out` (written to summary.parquet and summary.csv)."
     out, rows = Path(out), []
     failed = {r['id']: r for r in records if r['status'] == 'failed'}
@@ -328,7 +328,7 @@ def summarise(out, grid:Grid, records:list=(), log=print)->pd.DataFrame:
     with atomic_path(SweepDir(out).summary()) as tmp: df.to_parquet(tmp, index=False)
     with atomic_path(SweepDir(out).summary('csv')) as tmp: df.to_csv(tmp, index=False)
     log(f"{int((df.status == 'done').sum())} points done; summary in {SweepDir(out).summary()} and .csv")
-    for r in failed.values(): log(f"FAILED {r['id']}: {r.get('error')} (notebook: {r.get('notebook', '-')})")
+    for r in failed.values(): logger.warning(f"FAILED {r['id']}: {r.get('error')} (notebook: {r.get('notebook', '-')})")
     return df
 
 # %% ../nbs/15_sweeps.ipynb #a06d7be3

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from .config import Config, OptimizerConfig, flag_overrides, load_config, training_hash
-from .base import LarvaeError, check_choice
+from .base import LarvaeError, bar_disabled, check_choice, close_bar, logger
 from .run import pick_device, seed_everything
 from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
@@ -401,8 +401,8 @@ def train(images, # an ImageSet, an images.pt file or its directory
     if not hist['finished']:
         sanity_check(model, x_tr[:tc.batch_size], tc)
         from tqdm.auto import tqdm
-        bar = tqdm(range(start, tc.epochs), desc='train', unit='epoch', disable=not progress, initial=start, total=tc.epochs)
-        for epoch in bar:
+        bar = tqdm(desc='train', unit='epoch', disable=bar_disabled(progress), initial=start, total=tc.epochs)
+        for epoch in range(start, tc.epochs):
             t0 = time.perf_counter()
             tr = train_epoch(model, x_tr, opt, tc, gen)
             t1 = time.perf_counter()
@@ -418,10 +418,10 @@ def train(images, # an ImageSet, an images.pt file or its directory
             hist['finished'] = hist['stopped_early'] or epoch + 1 == tc.epochs
             save_torch({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'rng': rng_state(gen),
                         'best_state': best_state, 'history': hist}, run_dir/CHECKPOINT_FILE)
-            bar.set_postfix(train=f"{tr['total']:.4g}", val=f"{va['total']:.4g}", best=hist['best_epoch'])
+            bar.set_postfix(train=f"{tr['total']:.4g}", val=f"{va['total']:.4g}", best=hist['best_epoch'], refresh=False); bar.update()
             if on_epoch is not None: on_epoch(epoch + 1, hist)
             if hist['stopped_early']: break
-        bar.close()
+        close_bar(bar, epoch + 1 if hist['stopped_early'] else None, tc.patience)
     model.load_state_dict(best_state)
     save_torch(model.state_dict(), run_dir/MODEL_FILE)
     atomic_write(run_dir/HISTORY_FILE, json.dumps(hist, indent=1))
@@ -432,7 +432,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
 # %% ../nbs/11_train.ipynb #2ca2a7d9
 def train_cmd(config:str=None, # YAML file of config overrides
               images:str='images', # images.pt, or the directory `larvae images --out` wrote
-              runs:str='runs', # directory holding the run directories
+              out:str='runs', # directory the run directories go in (old name: --runs)
               latent:int=None, # latent dimensions (model.latent)
               beta:float=None, # KL weight (train.beta)
               lr:float=None, # learning rate (optimizer.lr)
@@ -453,8 +453,8 @@ def train_cmd(config:str=None, # YAML file of config overrides
                                              channels=channels, kernel=kernel, activation=activation,
                                              transform=transform, seed=seed) + list(overrides))
     if not images_file(images).is_file(): load_images(images)  # raises: fail before a run directory is made
-    with output_dir(runs, 'larvae train'):
-        run_dir = make_run_dir(runs, cfg, resume=resume, overwrite=overwrite)
+    with output_dir(out, 'larvae train'):
+        run_dir = make_run_dir(out, cfg, resume=resume, overwrite=overwrite)
         with output_dir(run_dir, 'larvae train'): hist = train(images, cfg, run_dir, resume=resume, progress=progress)
-    print(f"{run_dir}: best val loss {hist['best_val']:.5g} at epoch {hist['best_epoch']} of {len(hist['train']['total'])}")
+    logger.info(f"{run_dir}: best val loss {hist['best_val']:.5g} at epoch {hist['best_epoch']} of {len(hist['train']['total'])}")
     return run_dir

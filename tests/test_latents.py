@@ -74,5 +74,5 @@ def test_worker_processes_give_the_same_numbers(tmp_path):
 
 
 def test_jobs_must_be_positive(tmp_path):
-    r = run('analyse', '--run', str(tmp_path), '--analyses', 'separation', '--jobs', '0')
+    r = run('analyse', '--run', str(tmp_path), '--analyses', 'separation', '--workers', '0')
     assert r.returncode == 2 and 'give at least 1 worker process' in r.stderr

@@ -47,7 +47,7 @@ def trained(tmp_path_factory):
     keys = pd.DataFrame({'run': np.r_[np.full(24, 8000), np.full(8, 8001)], 'subrun': 0,
                          'event': np.r_[np.arange(24), np.arange(8)], 'track': 0, 'sample': ['proton'] * 24 + ['kaon'] * 8})
     ImageSet(x=torch.rand(32, 2, 48, 48, generator=g) * 50, keys=keys).save(d / 'images.pt')
-    run = train_cmd(images=str(d / 'images.pt'), runs=str(d / 'runs'), progress=False, **FLAGS)
+    run = train_cmd(images=str(d / 'images.pt'), out=str(d / 'runs'), progress=False, **FLAGS)
     return d / 'images.pt', d / 'runs', run
 
 
@@ -77,7 +77,7 @@ def test_planted_checkpoint_is_refused_by_resume(copy, tmp_path):
     plant(run / 'checkpoint.pt', marker)
     with pytest.raises(LarvaeError, match='checkpoint.pt: not a larvae checkpoint file'):
         train(images, load_config(run / 'config.yaml'), run, resume=True, progress=False)
-    r = larvae('train', '--images', images, '--runs', runs, '--resume', *CLI_FLAGS)
+    r = larvae('train', '--images', images, '--out', runs, '--resume', *CLI_FLAGS)
     one_line_error(r, f'{run / "checkpoint.pt"}: not a larvae checkpoint file, or written by an older larvae_nb')
     assert not marker.exists()
 
@@ -117,6 +117,6 @@ def test_weights_of_another_architecture_are_refused(copy):
 
 def test_diverged_training_is_an_error_without_a_model(trained, tmp_path):
     images = trained[0]
-    r = larvae('train', '--images', images, '--runs', tmp_path / 'runs', '--lr', '1e6', *CLI_FLAGS)
+    r = larvae('train', '--images', images, '--out', tmp_path / 'runs', '--lr', '1e6', *CLI_FLAGS)
     one_line_error(r, 'epoch 1: the training loss is not finite', 'optimizer.lr (now 1e+06)', 'train.beta')
     assert not list((tmp_path / 'runs').glob('*/model.pt'))

@@ -47,26 +47,26 @@ def test_python_api_train_then_infer(tmp_path, images):
 
 
 def test_stage_functions(tmp_path, images):
-    run = train_cmd(images=str(images.parent), runs=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3,
+    run = train_cmd(images=str(images.parent), out=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3,
                     epochs=2, batch_size=8, progress=False)
     assert (run / 'model.pt').is_file() and (run / 'history.json').is_file()
     infer_cmd(str(run))
     assert (run / 'inference' / 'val.npz').is_file()
     with pytest.raises(LarvaeError, match='run directory exists already'):
-        train_cmd(images=str(images), runs=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3, epochs=2,
+        train_cmd(images=str(images), out=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3, epochs=2,
                   batch_size=8, progress=False)
 
 
 def test_missing_images_is_a_clear_error_and_makes_no_run(tmp_path):
     with pytest.raises(LarvaeError, match='images file not found'):
-        train_cmd(images=str(tmp_path / 'nope.pt'), runs=str(tmp_path / 'runs'))
+        train_cmd(images=str(tmp_path / 'nope.pt'), out=str(tmp_path / 'runs'))
     assert not (tmp_path / 'runs').exists()
     with pytest.raises(LarvaeError, match='run directory not found'):
         infer_cmd(str(tmp_path / 'no-run'))
 
 
 def test_command_line_bad_input_is_one_line(tmp_path):
-    r = subprocess.run([LARVAE, 'train', '--images', str(tmp_path / 'nope.pt'), '--runs', str(tmp_path / 'runs')],
+    r = subprocess.run([LARVAE, 'train', '--images', str(tmp_path / 'nope.pt'), '--out', str(tmp_path / 'runs')],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -74,7 +74,7 @@ def test_command_line_bad_input_is_one_line(tmp_path):
 
 
 def test_larvae_classify_scores_every_analysed_track_held_out(tmp_path, images):
-    run = train_cmd(images=str(images), runs=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3,
+    run = train_cmd(images=str(images), out=str(tmp_path / 'runs'), channels='4,8', latent=2, kernel=3,
                     epochs=2, batch_size=8, progress=False)
     r = subprocess.run([LARVAE, 'classify', '--run', str(run), '--no-progress'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

@@ -6,7 +6,7 @@ Simulates a data directory (proton sample only, channel-mapped layout, full 3072
  - events/s of `build_dataset` (cluster, cut, match, merge, chi2, write),
  - events/s of a bare chunked uproot read of the same raw branches (tree.iterate),
  - events/s of the seed's one-event-at-a-time read (tree.arrays(entry_start=i, entry_stop=i+1)),
- - the ratios (targets: >= 0.6 x bare read, >= 8 x one-at-a-time),
+ - the ratios (targets: >= 1.4 x bare read with 2 workers, >= 8 x one-at-a-time),
  - peak RSS of the stage (parent + workers, sampled) at --small and --events events (target ratio <= 1.2),
  - events/s of the stage on a 2-worker Dask LocalCluster against the local process pool (target >= 0.8 x),
  - the time of the stage reading its raw files through root://localhost (an XRootD server that
@@ -100,7 +100,7 @@ def main():
     info = json.loads((tmp/'out_big'/'dataset.json').read_text())
     print(f"build_dataset ({a.workers} workers): {rate:8.1f} events/s  ({a.events} events in {t_big:.1f} s incl. start-up; "
           f"stage's own clock {info['events_per_second']} events/s)")
-    print(f"bare chunked uproot read:      {bare:8.1f} events/s   ratio stage/bare = {rate/bare:.2f} (target >= 0.6)")
+    print(f"bare chunked uproot read:      {bare:8.1f} events/s   ratio stage/bare = {rate/bare:.2f} (target >= 1.4, issue 19)")
     print(f"one event at a time (seed):    {single:8.1f} events/s   ratio stage/one-at-a-time = {rate/single:.1f} (target >= 8)")
     print(f"peak RSS: {rss_small:.0f} MB at {a.small} events, {rss_big:.0f} MB at {a.events} events; "
           f"ratio {rss_big/rss_small:.2f} (target <= 1.2)")
