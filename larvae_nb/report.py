@@ -14,8 +14,8 @@ from .base import logger, LarvaeError
 from .run import Output, RunDir, atomic_write, missing_outputs
 
 # %% auto #0
-__all__ = ['REPORTS', 'HTML_DIR', 'Report', 'load_report', 'report_notebooks', 'export_html', 'run_reports', 'results_summary',
-           'results_markdown']
+__all__ = ['REPORTS', 'HTML_DIR', 'PAGE_CSS', 'Report', 'load_report', 'report_notebooks', 'export_html', 'run_reports',
+           'results_summary', 'results_markdown']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
 REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb', '24_report_beam.ipynb')
@@ -96,6 +96,7 @@ def report_notebooks(nbs=None)->list[Path]:
 
 # %% ../nbs/18_report.ipynb #d801f840
 HTML_DIR = 'html' # OUT/report/html: the executed pages as self-contained HTML, and an index
+PAGE_CSS = 'body{max-width:60em;margin:auto;font-family:sans-serif} img{max-width:100%} table{border-collapse:collapse} td,th{padding:.2em .6em;border-bottom:1px solid #ccc}'
 
 def export_html(notebooks, # executed report notebooks
                 dest, # the HTML directory
@@ -104,11 +105,13 @@ def export_html(notebooks, # executed report notebooks
     import nbformat
     from nbconvert import HTMLExporter
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    ex, links = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True), []
+    ex, links = HTMLExporter(template_name='basic', exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True), []
     for nb in map(Path, notebooks):
         node = nbformat.read(nb, as_version=4)
         title = next((c.source.splitlines()[0].lstrip('# ') for c in node.cells if c.cell_type == 'markdown' and c.source), nb.stem)
-        atomic_write(dest/f'{nb.stem}.html', ex.from_notebook_node(node, resources={'metadata': {'name': title}})[0])
+        body = ex.from_notebook_node(node)[0]  # the 'basic' template: no scripts fetched from a CDN, works offline
+        atomic_write(dest/f'{nb.stem}.html', f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                     f"<style>{PAGE_CSS}</style><p><a href='index.html'>larvae_nb report</a></p>{body}")
         links.append(f'<li><a href="{nb.stem}.html">{html.escape(title)}</a></li>')
     atomic_write(dest/'index.html', f"<!doctype html><meta charset='utf-8'><title>larvae_nb report</title>"
                  f"<h1>larvae_nb report</h1><ul>{''.join(links)}</ul>")
