@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools, math, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,6 @@ from .config import Config, SimConfig, load_config
 from .base import LarvaeError, bar_disabled, logger
 from .keys import EVENT_KEY
 from .run import CUTFLOW_FILE, MARKER, atomic_path, output_dir
-if TYPE_CHECKING: from larvae_nb.reco import RecoTrack  # a room above this one (02c_reco)
 
 # %% auto #0
 __all__ = ['ACTIVE_LO', 'ACTIVE_HI', 'PLANES', 'WIRE_Y_SIGN', 'WIRE_U0', 'PRE_TRIGGER_TICKS', 'PLANE_DELAY_US', 'PEDESTAL',
@@ -191,7 +189,7 @@ class SimEvent:
     collection:np.ndarray
     truth:dict
     beamline:dict|None
-    reco:RecoTrack|None
+    reco:object|None # a `reco.RecoTrack` (02c_reco), or None when no track was reconstructed
     tracks:list = field(default_factory=list, repr=False)
     showers:list = field(default_factory=list, repr=False) # the EM particles (their index follows the tracks')
     deposits:dict|None = field(default=None, repr=False) # collection-plane charge per step and particle (02d_simtruth)

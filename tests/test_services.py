@@ -84,7 +84,7 @@ def tiny(tmp_path_factory):
     "A simulated data directory (8 proton- and 8 kaon-sample events) and its tracks from the local process pool."
     from larvae_nb.detsim import simulate
     d = tmp_path_factory.mktemp('tiny')
-    simulate(d/'data', load_config(overrides=['sim.n_protons=8', 'sim.n_kaons=8', 'sim.seed=7']).sim, progress=False)
+    simulate(d/'data', load_config(overrides=['sim.n_protons=8', 'sim.n_kaons=8', 'sim.n_mips=0', 'sim.seed=7']).sim, progress=False)
     build_dataset(d/'data', d/'local', load_config(overrides=CFG), progress=False)
     return d/'data', load_tracks(d/'local')
 
