@@ -95,16 +95,20 @@ def latents_vs_cnn(res:dict, probes=('latent logistic probe', 'latent MLP probe 
 def label_efficiency_figure(res:dict):
     "AUC (mean over seeds, 95 % interval of the mean) against the number of labelled training tracks, one line per method."
     import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
     pts = list(res['points'].values()); names = list(pts[0]['table']); st = method_styles(names)
     with plot_style():
-        fig, ax = plt.subplots(figsize=(8, 6))
+        fig, ax = plt.subplots(figsize=(8, 7))
+        ns = [p['n_labelled'] for p in pts]
         for i, m in enumerate(names):
-            n = np.array([p['n_labelled'] for p in pts])*(1 + 0.03*(i - len(names)/2))  # a small offset keeps the bars apart
+            n = np.array(ns)*(1 + 0.03*(i - (len(names) - 1)/2))  # a small offset keeps the bars apart
             a, ci = np.array([p['table'][m]['auc'] for p in pts]), np.array([p['table'][m]['auc_ci'] for p in pts])
-            ax.errorbar(n, a, yerr=[a - ci[:, 0], ci[:, 1] - a], **st[m], marker='o', ms=4, capsize=3, lw=1.6, label=m)
+            c = to_hex(st[m]['color'])  # 'C3' resolved now, in the style: the error bars would resolve it at draw time, outside it
+            ax.errorbar(n, a, yerr=[a - ci[:, 0], ci[:, 1] - a], color=c, ecolor=c, ls=st[m]['ls'], marker='o', ms=4, capsize=3, lw=1.6, label=m)
         ax.axhline(0.5, color='0.6', lw=0.8, ls=':')
-        ax.set_xscale('log'); ax.set_xlabel('labelled training tracks'); ax.set_ylabel(f"{res['classes']} AUC (test half)")
-        ax.legend(fontsize=8, loc='lower right'); experiment_label(ax); fig.tight_layout()
+        ax.set_xscale('log'); ax.set_xticks(ns, [f'all\n{n}' if p['all'] else str(n) for n, p in zip(ns, pts)]); ax.minorticks_off()
+        ax.set_xlabel('labelled training tracks'); ax.set_ylabel(f"{res['classes']} AUC (test half)")
+        ax.legend(fontsize=9, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=2); experiment_label(ax); fig.tight_layout()
     return fig
 
 def label_efficiency_frame(res:dict)->pd.DataFrame:
