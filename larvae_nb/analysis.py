@@ -29,13 +29,15 @@ from .two_sample import run_two_sample
 from .kaon_selection import run_csda_mvn
 from .hard_cases import run_hard_cases
 from .anchored import run_anchored, run_dose_response
+from .label_efficiency import run_label_efficiency
 
 # %% auto #0
 __all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'OPTIONAL_SPLITS', 'CORE_SAMPLES', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES',
            'BASELINE_COLUMN_NAMES', 'BEAM_COLUMN_NAMES', 'TRUTH_FIX', 'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE',
-           'ANALYSES', 'ROLE_LABELS', 'read_table', 'read_scores', 'resolve_loader', 'load_latents', 'hardest_images',
-           'join_cnn', 'save_outputs', 'run_decoder', 'Analysis', 'analysis_table', 'AnalysisInputs', 'sample_view',
-           'check_analyses', 'plan_analyses', 'run_analysis', 'per_track_truth', 'analyse', 'summary', 'analyse_cmd']
+           'ANALYSES', 'ON_REQUEST', 'ROLE_LABELS', 'read_table', 'read_scores', 'resolve_loader', 'load_latents',
+           'hardest_images', 'join_cnn', 'seed_arrays', 'save_outputs', 'run_decoder', 'Analysis', 'analysis_table',
+           'AnalysisInputs', 'sample_view', 'check_analyses', 'plan_analyses', 'run_analysis', 'per_track_truth',
+           'analyse', 'summary', 'analyse_cmd']
 
 # %% ../nbs/14c_analysis.ipynb #78113c14
 ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
@@ -140,6 +142,25 @@ def join_cnn(j:pd.DataFrame, # analysed tracks (keys)
     out.attrs = j.attrs
     return out
 
+# %% ../nbs/14c_analysis.ipynb #d25a074b
+def seed_arrays(run_dir, # the run directory (its config.yaml lists `train.seeds`)
+                j:pd.DataFrame, # the analysed tracks (keys; latents, recon_error and the CNN's score of the first seed)
+                loader:Callable|None=None)->dict:
+    "Per track, every training seed's latents (n, seeds, d), reconstruction error and CNN score (n, seeds), by key; {} for one seed."
+    from larvae_nb.run import seed_runs
+    rc = RunDir(run_dir).config
+    cfg = load_config(rc) if rc.is_file() else None
+    if cfg is None or len(cfg.train.seeds) < 2: return {}
+    keys, zc, out = j[list(TRACK_KEY)], latent_columns(j), {'seed_latents': [], 'seed_recon_error': [], 'seed_cnn': []}
+    for s, rd, _ in seed_runs(run_dir, cfg):
+        if not rd.path.is_dir(): raise LarvaeError(f"{rd.path}: training seed {s} of the run is missing; rerun `larvae pipeline` (or `larvae train` with the run's config)")
+        f = j if rd.path == Path(run_dir) else keys.merge(load_latents(rd.path, loader=loader), on=list(TRACK_KEY), how='left', validate='one_to_one')
+        out['seed_latents'].append(f[zc].to_numpy(float))
+        if 'recon_error' in j: out['seed_recon_error'].append(f['recon_error'].to_numpy(float))
+        if CNN_COLUMN in j: out['seed_cnn'].append((j if f is j else join_cnn(keys, rd.predictions))[CNN_COLUMN].to_numpy(float))
+    j.attrs.setdefault('join', {})['train_seeds'] = list(cfg.train.seeds)
+    return {k: np.stack(v, 1) for k, v in out.items() if v}
+
 # %% ../nbs/14c_analysis.ipynb #ffe124e6
 def save_outputs(run_dir, metrics:dict, figures:dict)->Path:
     "Save figures as `<run>/figures/<name>.png` and `.pdf` (`savefig`) and merge `metrics` into `<run>/metrics.json`, atomically."
@@ -164,7 +185,7 @@ def run_decoder(run_dir)->tuple[Callable|None, str|None]:
     return (lambda z: run.model.decode(z)), None
 
 # %% ../nbs/14c_analysis.ipynb #0a4fe5a0
-INPUTS = ('latents', 'features', 'decoder', 'truth_table', 'beamline')  # what an analysis may need besides other analyses
+INPUTS = ('latents', 'features', 'decoder', 'truth_table', 'beamline', 'images')  # what an analysis may need besides other analyses
 
 @dataclass(frozen=True)
 class Analysis:
@@ -202,6 +223,7 @@ class AnalysisInputs:
     truth:pd.DataFrame|None=None # the simulation's truth table
     truth_name:str='truth table' # where it came from, for messages
     n_jobs:int=1 # worker processes for the cross-validated fits
+    images:object=None # the run's images (ImageSet or images.pt) for the analyses that train a CNN; None: the file the run's history names
     arrays:dict=field(default_factory=dict) # per-track scores left by the analyses that ran
     results:dict=field(default_factory=dict) # analysis name -> its numbers, once it ran
 
@@ -257,16 +279,18 @@ ANALYSIS_TABLE = analysis_table(
     Analysis('contamination', run_contamination, ('latents',)),  # 14e: latent EM contamination with injection calibration
     Analysis('two_sample', run_two_sample, ('latents',)),  # 14f: train-vs-validation latent two-sample tests
     Analysis('csda_mvn', run_csda_mvn, ('latents', 'beamline')),  # 14g: CSDA kaons and per-species Gaussian classification
+    Analysis('label_efficiency', run_label_efficiency, ('latents', 'features', 'truth_table', 'images'), CORE_SAMPLES),  # 14h: AUC against labelled tracks; trains CNNs, so only on request
     Analysis('anchored', run_anchored, ('latents',)),  # 14j: densities anchored on the clean samples; leaves the proton-likeness scores
     Analysis('truth', _run_truth, ('latents', 'features', 'truth_table', 'separation'), CORE_SAMPLES),  # trains its own probes over seeds; reads the mixture's score
     Analysis('picky', run_picky, ('latents', 'features', 'truth_table', 'beamline', 'separation'), CORE_SAMPLES),  # 14e: the headline table on picky tracks
     Analysis('hard_cases', run_hard_cases, ('latents', 'features', 'logistic'), CORE_SAMPLES),  # 14i: tracks both probes get wrong
     Analysis('dose_response', run_dose_response, ('beamline', 'anchored')))  # 14j: proton-likeness against the spectrometer mass
 ANALYSES = tuple(ANALYSIS_TABLE)
+ON_REQUEST = ('label_efficiency',)  # in no profile's analysis.analyses: `--analyses label_efficiency` asks for it
 
 def check_analyses(names)->list[str]:
     "The analysis names as a list, each checked against `ANALYSES`."
-    if names is None: return list(ANALYSES)
+    if names is None: return [a for a in ANALYSES if a not in ON_REQUEST]
     if isinstance(names, str): names = [n for n in re.split(r'[,\s]+', names) if n]
     for n in names:
         if n not in ANALYSES: raise LarvaeError(f"unknown analysis {n!r}; {did_you_mean(n, ANALYSES)}")
@@ -292,6 +316,10 @@ def _missing(i:AnalysisInputs, need:str)->str|None:
         i.decode, why = run_decoder(i.run_dir)
         return why
     if need == 'truth_table' and i.truth is None: return 'no truth table (simulation only); pass truth_path'
+    if need == 'images' and i.images is None:
+        h = RunDir(i.run_dir).history; p = json.loads(h.read_text()).get('images') if h.is_file() else None
+        if p is None or not Path(p).is_file(): return f"no images: {h} names no images file that exists; rerun `larvae train`"
+        i.images = Path(p)
     if need == 'beamline' and 'beamline_mass' not in i.j: return "no beamline columns; pass the dataset's tracks.parquet (scores_path, --scores)"
     if need in ANALYSIS_TABLE and 'skipped' in i.results[need]: return f'needs the {need} analysis, which was skipped'
     return None
@@ -344,7 +372,7 @@ def per_track_truth(truth:pd.DataFrame, # event truth: the beam particle of each
 # %% ../nbs/14c_analysis.ipynb #df86c17b
 def analyse(run_dir, # the training run directory
             features_path=None, # keyed features table; default <run>/features.parquet
-            analyses=None, # names from ANALYSES (list or comma-separated); default all
+            analyses=None, # names from ANALYSES (list or comma-separated); default all but ON_REQUEST (label_efficiency)
             cfg:AnalysisConfig|None=None, # folds, seed, gmm_inits
             loader:Callable|None=None, # (run_dir, split) -> inference output; default larvae_nb.inference.load_inference
             decode:Callable|None=None, # latent tensor -> images, for the traversal
@@ -368,6 +396,7 @@ def analyse(run_dir, # the training run directory
                                                        "the chi2 and PIDA methods are left out of the PID table")
     j = subset_tracks(_joined_tracks(run_dir, features_path, loader, scores_path, cnn_path, all_scores=truth is not None), cfg.subset)
     i = AnalysisInputs(j, cfg, run_dir, loader, decode, categories, truth, str(truth_path), n_jobs)
+    i.arrays.update(seed_arrays(run_dir, j, loader))  # a run trained with several seeds: every seed's latents, errors and CNN scores
     metrics, figures = {'join': j.attrs['join'], 'analysis_config': cfg.to_dict()}, {}
     for name in plan_analyses(names, missing=() if truth is not None else ('truth_table',)):
         r = run_analysis(i, name)
@@ -407,7 +436,7 @@ def summary(metrics:dict, # the dict `analyse` returns (or metrics.json read bac
 # %% ../nbs/14c_analysis.ipynb #a3279de2
 def analyse_cmd(run:str, # the training run directory
                 features:str=None, # keyed features table (default <run>/features.parquet)
-                analyses:str=None, # comma-separated subset of `ANALYSES` (correlation, ..., truth, mass_fit, contamination, picky, ...); default all
+                analyses:str=None, # comma-separated subset of `ANALYSES` (correlation, ..., truth, mass_fit, contamination, picky, label_efficiency, ...); default all but label_efficiency
                 truth:str=None, # simulation truth table (truth.parquet), for the truth analysis
                 truth_tracks:str=None, # per-track truth (truth_tracks.parquet): each track labelled by its own particle
                 scores:str=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)

@@ -23,10 +23,15 @@ from .run import (CLASSIFIER_DIR, FOLDS_FILE, HISTORY_FILE, PREDICTIONS_FILE, PR
                            RunDir, atomic_path, atomic_write, output_dir, save_torch)
 
 # %% auto #0
-__all__ = ['CLASSES', 'HELD_OUT', 'ALWAYS_TRAIN', 'CHANCE_LOSS', 'classifier_folds', 'train_classifier', 'classify_cmd']
+__all__ = ['CLASSES', 'SEED_STRIDE', 'HELD_OUT', 'ALWAYS_TRAIN', 'CHANCE_LOSS', 'cnn_seed', 'classifier_folds',
+           'train_classifier', 'fit_predict', 'classify_cmd']
 
 # %% ../nbs/11a_classifier.ipynb #e6421981
 CLASSES = ('proton', 'kaon')  # classifier labels 0 and 1
+
+SEED_STRIDE = 1000  # a CNN's seed: data.random_seed + SEED_STRIDE x the training seed + the fold
+
+def cnn_seed(cfg:Config, fold:int)->int: return cfg.data.random_seed + SEED_STRIDE*cfg.train.seeds[0] + fold
 
 HELD_OUT, ALWAYS_TRAIN = -1, -2  # fold codes of protons: the VAE's validation protons, its training protons
 CHANCE_LOSS = math.log(2)  # weighted cross-entropy of a constant two-class prediction [nats]
@@ -126,7 +131,7 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
         save_torch({'transform': name, 'stats': stats}, run_dir/f'{Path(TRANSFORM_FILE).stem}_{f}.pt')
         x = apply_transform(x_raw, name, stats).to(device=device, dtype=torch.float32).contiguous()
         model, h = _fit_classifier(x, y, torch.from_numpy(tr).to(device), torch.from_numpy(va).to(device), cfg, device,
-                                   cfg.data.random_seed + f, progress, f'classifier fold {f + 1}/{n_folds}', lr)
+                                   cnn_seed(cfg, f), progress, f'classifier fold {f + 1}/{n_folds}', lr)
         save_torch(model.state_dict(), run_dir/f'{CLASSIFIER_DIR}_{f}.pt')
         test = (fold == HELD_OUT) | (fold == f)
         scores[test, f] = _predict(model, x[torch.from_numpy(test).to(device)]).softmax(1)[:, 1].cpu().numpy()
@@ -140,6 +145,23 @@ def train_classifier(images, # an ImageSet, an images.pt file or its directory
              'lr': lr, 'chance_folds': [i for i, h in enumerate(hist['folds']) if h['best_val'] >= 0.99*CHANCE_LOSS]}
     atomic_write(run_dir/HISTORY_FILE, json.dumps(hist, indent=1))
     return hist
+
+# %% ../nbs/11a_classifier.ipynb #68693591
+def fit_predict(x_raw:torch.Tensor, # (n, 2, H, W) raw images
+                y:np.ndarray, # (n,) labels, 1 = kaon
+                train:np.ndarray, test:np.ndarray, # row indices to train on and to score
+                cfg:Config, # model, train, optimizer, classifier and images sections
+                seed:int, val_fraction:float=0.2)->np.ndarray:
+    "Kaon probabilities of rows `test` from one CNN trained on rows `train`, a fifth of them held back for early stopping."
+    rng, y, train = np.random.default_rng(seed), np.asarray(y, np.int64), np.asarray(train)
+    if min(np.bincount(y[train], minlength=2)) < 2: raise LarvaeError(f"a CNN needs at least 2 training tracks of each class; got {np.bincount(y[train], minlength=2).tolist()}")
+    va = np.concatenate([rng.permutation(r)[:max(1, round(val_fraction*len(r)))] for r in (train[y[train] == 0], train[y[train] == 1])])
+    fit = np.setdiff1d(train, va); device = pick_device(cfg.train.device)
+    name, stats = cfg.images.transform, fit_transform(x_raw[torch.from_numpy(fit)], cfg.images.transform)
+    x = apply_transform(x_raw, name, stats).to(device=device, dtype=torch.float32).contiguous()
+    mask = lambda r: torch.from_numpy(np.isin(np.arange(len(y)), r)).to(device)
+    model, _ = _fit_classifier(x, torch.from_numpy(y).to(device), mask(fit), mask(va), cfg, device, seed, False, 'CNN', cfg.classifier.lr)
+    return _predict(model, x[torch.from_numpy(np.asarray(test)).to(device)]).softmax(1)[:, 1].cpu().numpy()
 
 # %% ../nbs/11a_classifier.ipynb #82a0c346
 def classify_cmd(run:str, # the VAE run directory (`larvae train` printed it); the CNN goes into RUN/classifier

@@ -216,9 +216,12 @@ class TrainConfig(Section):
     min_delta:float = 1e-4 # early stopping: smallest improvement of the val loss that counts
     eval_z:Literal['mu', 'sample'] = 'mu' # z decoded for the val loss and inference: μ, or a seeded draw μ + σε (the seed)
     recon_error:Literal['weighted_sse', 'pixel_mse'] = 'weighted_sse' # inference's recon_error: the loss's weighted sum, or the seed's plain per-pixel mean
+    seeds:list[int] = field(default_factory=lambda: [0]) # training seeds (offsets to data.random_seed): each trains its own VAE and CNN; the first is the run, the others RUN/seeds/seed-<s>
     device:Device = 'auto'
 
     def check(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ConfigError(f"{self._name('seeds')}={self.seeds} must be distinct whole numbers >= 0, at least one")
         if self.epochs < 1: raise ConfigError(f"{self._name('epochs')}={self.epochs} must be at least 1")
         if self.batch_size < 2:  # batch normalisation needs two images to normalise a batch
             raise ConfigError(f"{self._name('batch_size')}={self.batch_size} must be at least 2 (batch normalisation)")
@@ -280,6 +283,7 @@ class AnalysisConfig(Section):
     anchored_iterations:int = 6 # sharpening passes of the anchored kaon density (14j; seed 6)
     dose_bins:int = 10 # quantile bins of the proton-likeness score in the dose response (14j; seed 10)
     dose_bootstrap:int = 600 # bootstrap medians per dose-response bin (14j; seed 600)
+    label_sizes:list[int] = field(default_factory=lambda: [10, 30, 100, 300]) # labelled training tracks of the label-efficiency curve (14h); the whole pool is always added
 
     def check(self):
         if self.folds < 2: raise ConfigError(f"{self._name('folds')}={self.folds} must be at least 2")
@@ -294,6 +298,7 @@ class AnalysisConfig(Section):
         if not 0 < self.csda_tolerance < 1: raise ConfigError(f"{self._name('csda_tolerance')}={self.csda_tolerance} must be between 0 and 1")
         if self.anchored_iterations < 0 or self.dose_bins < 2 or self.dose_bootstrap < 20: raise ConfigError(f"{self._name('anchored_iterations')} must be >= 0, {self._name('dose_bins')} >= 2 and {self._name('dose_bootstrap')} >= 20")
         if self.contamination_inits < 1: raise ConfigError(f"{self._name('contamination_inits')}={self.contamination_inits} must be at least 1")
+        if not self.label_sizes or min(self.label_sizes) < 4: raise ConfigError(f"{self._name('label_sizes')}={self.label_sizes} must be at least 4 tracks each (two per class)")
 
 # %% ../nbs/00_config.ipynb #2a91d9c7
 FeatureSet = Literal['seed', 'larvae', 'both']

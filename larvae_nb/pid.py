@@ -88,7 +88,9 @@ def fixed_scores(j:pd.DataFrame, arrays:dict, y_train:np.ndarray)->dict:
     for col, name in SINGLE_BASELINES.items():
         if col in j: S[name] = _oriented(j[col].values.astype(float), y_train)
     if CNN_COLUMN in j: S[CNN_NAME] = j[CNN_COLUMN].values
-    return {k: np.asarray(v, float)[None] for k, v in S.items()}
+    for name, key in (('reconstruction error', 'seed_recon_error'), (CNN_NAME, 'seed_cnn')):
+        if name in S and key in arrays: S[name] = np.asarray(arrays[key]).T  # (n, seeds) of a run trained with several seeds
+    return {k: np.atleast_2d(np.asarray(v, float)) for k, v in S.items()}
 
 # %% ../nbs/14d_pid.ipynb #ae5dead8
 EFF_KEY = f'kaon_efficiency_at_{PURITY_TARGET:.0%}_purity'.replace('%', 'pct')
@@ -179,12 +181,18 @@ def method_scores(j:pd.DataFrame, arrays:dict, Z:np.ndarray, F:np.ndarray|None, 
                   groups:np.ndarray, n_jobs:int=1)->tuple[dict, dict]:
     "Every method's (seeds, n) scores and the seeds each was trained with."
     S, used = {}, {}
+    Zs = list(np.moveaxis(np.asarray(arrays['seed_latents']), 1, 0)) if 'seed_latents' in arrays else [Z]  # one per VAE seed
+    vae, nv, rows = (j.attrs.get('join') or {}).get('train_seeds') or list(range(len(Zs))), len(Zs), range(max(len(Zs), len(seeds)))
     for name, (inp, kind) in TRAINED.items():
         X = Z if inp == 'latents' else F
         if X is None or not X.shape[1]: continue
-        S[name], used[name] = seeded_scores(X, y_train, kind, folds, seeds, groups, n_jobs), list(seeds)
+        if inp == 'latents' and nv > 1:  # row r: the latents of VAE seed r, a probe of seed r (each cycled when the lists differ)
+            S[name] = np.stack([r['prob'] for r in pmap(cv_probe, [(Zs[r % nv], y_train, kind, folds, seeds[r % len(seeds)], groups) for r in rows], n_jobs)])
+            used[name] = [f'VAE {vae[r % nv]} + probe {seeds[r % len(seeds)]}' for r in rows]
+        else: S[name], used[name] = seeded_scores(X, y_train, kind, folds, seeds, groups, n_jobs), list(seeds)
     fixed = fixed_scores(j, arrays, y_train)
     if 'latent GMM (2 components)' in fixed: used['latent GMM (2 components)'] = 'one seed (analysis seed)'
+    if nv > 1: used |= {k: [f'seed {s}' for s in vae] for k in ('reconstruction error', CNN_NAME) if k in fixed and len(fixed[k]) == nv}
     return S | fixed, used
 
 # %% ../nbs/14d_pid.ipynb #20b896b5

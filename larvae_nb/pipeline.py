@@ -12,7 +12,7 @@ from typing import Callable
 import larvae_nb
 from .config import Config, Device, Study, load_config
 from .base import logger, LarvaeError, did_you_mean
-from .run import MARKER, Output, RunDir, atomic_write, make_run_dir, missing_outputs, output_dir
+from .run import MARKER, Output, atomic_write, make_run_dir, missing_outputs, output_dir, seed_runs
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline', 'pipeline_cmd',
@@ -101,15 +101,16 @@ def run_dir(ctx:Context)->Path:
     return make_run_dir(ctx.o.runs, ctx.cfg, resume=True)
 
 def _train(ctx:Context):
-    from larvae_nb.train import StaleRunError, train
-    try: train(ctx.o.images, ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
+    "Every seed of `train.seeds`: the run, then <run>/seeds/seed-<s>, each resumed from its checkpoint."
+    from larvae_nb.train import StaleRunError, train_seeds
+    try: train_seeds(ctx.o.images, ctx.cfg, run_dir(ctx), resume=True, progress=ctx.progress)
     except StaleRunError:  # the images changed since this run was trained: its model, inference and analyses are stale
         logger.info(f"[    train] the images changed since {run_dir(ctx).name} was trained: training afresh")
-        train(ctx.o.images, ctx.cfg, make_run_dir(ctx.o.runs, ctx.cfg, overwrite=True), resume=False, progress=ctx.progress)
+        train_seeds(ctx.o.images, ctx.cfg, make_run_dir(ctx.o.runs, ctx.cfg, overwrite=True), resume=False, progress=ctx.progress)
 
 def _infer(ctx:Context):
     from larvae_nb.inference import infer
-    infer(run_dir(ctx), ctx.o.images)
+    for _, rd, _ in seed_runs(run_dir(ctx), ctx.cfg): infer(rd.path, ctx.o.images)
 
 def _features(ctx:Context):
     from larvae_nb.features import write_features
@@ -117,7 +118,7 @@ def _features(ctx:Context):
 
 def _classify(ctx:Context):
     from larvae_nb.classifier import train_classifier
-    train_classifier(ctx.o.images, ctx.cfg, RunDir(run_dir(ctx)).classifier, progress=ctx.progress)
+    for _, rd, cfg in seed_runs(run_dir(ctx), ctx.cfg): train_classifier(ctx.o.images, cfg, rd.classifier, progress=ctx.progress)
 
 def _analyse(ctx:Context):
     from larvae_nb.dataset import read_manifest
@@ -178,12 +179,17 @@ def pipeline(out='larvae-out', # output directory
              force:bool=False, # redo every stage
              progress:bool=True,
              until:str|None=None, # stop after this stage (e.g. 'analyse' skips the reports)
+             analyses=None, # analyses added to the config's (e.g. 'label_efficiency')
             )->dict:
     "Run every stage; return the seconds each took."
     names = [s.name for s in STAGES]
     if until is not None and until not in names:
         raise LarvaeError(f"unknown stage {until!r}; {did_you_mean(until, names)}")
     cfg = load_config(config, overrides, profile=(profile, 'quick' if quick else 'pipeline'))
+    if analyses:  # added to the config's analyses (and so to the analyse stage's fingerprint)
+        from dataclasses import replace
+        from larvae_nb.analysis import check_analyses
+        cfg = replace(cfg, analysis=replace(cfg.analysis, analyses=list(dict.fromkeys(cfg.analysis.analyses + check_analyses(analyses)))))
     out = Path(out)
     if data is not None and not (Path(data)/'larvae-data.yaml').is_file():
         from larvae_nb.dataset import read_manifest
@@ -209,11 +215,12 @@ def pipeline_cmd(out:str='larvae-out', # output directory
                  progress:bool=True, # progress bars (--no-progress for batch logs)
                  device:Device=None, # torch device for images, training and inference (default: the config's, auto)
                  workers:int=None, # stage-1 worker processes (default: the config's)
+                 analyses:str=None, # comma-separated analyses to add to the config's, e.g. label_efficiency
                  overrides:list=(), # dotted config overrides, e.g. train.epochs=30 (applied last)
                 ):
     "Run the whole analysis: simulate or read data, dataset, images, train, infer, classify, features, analyse, report."
     flags = [f'{s}.device={device}' for s in ('images', 'train') if device] + ([f'dataset.workers={workers}'] if workers is not None else [])
-    pipeline(out, data, config, flags + list(overrides), profile, quick=quick, force=force, until=until, progress=progress)
+    pipeline(out, data, config, flags + list(overrides), profile, quick=quick, force=force, until=until, progress=progress, analyses=analyses)
 
 # %% ../nbs/17_pipeline.ipynb #3d3c7181
 def quick_cache()->Path:

@@ -19,11 +19,12 @@ from .base import LarvaeError, check_choice
 __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'FEATURES_FILE', 'FEATURES_INFO_FILE',
            'CONFIG_FILE', 'SPLIT_FILE', 'TRANSFORM_FILE', 'CHECKPOINT_FILE', 'MODEL_FILE', 'HISTORY_FILE',
            'LOSS_FIGURE', 'INFERENCE_DIR', 'INFERENCE_SUMMARY', 'CLASSIFIER_DIR', 'PREDICTIONS_FILE', 'FOLDS_FILE',
-           'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR',
+           'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'SEEDS_DIR', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR',
            'ABLATION_NAME', 'GRID_FILE', 'POINTS_DIR', 'DONE_FILE', 'EXPERIMENT_FILE', 'SUMMARY_NAME', 'MARKER', 'LOCK',
            'HOLDER', 'RUN_FILES', 'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'missing_outputs', 'atomic_path',
            'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir', 'save_torch',
-           'load_torch', 'seed_everything', 'pick_device', 'run_name', 'save_config', 'make_run_dir']
+           'load_torch', 'seed_everything', 'pick_device', 'run_name', 'save_config', 'make_run_dir', 'seed_config',
+           'seed_runs']
 
 # %% ../nbs/00b_run.ipynb #71332012
 TRACKS_FILE, CUTFLOW_FILE, DATASET_INFO_FILE = 'tracks.parquet', 'cutflow.csv', 'dataset.json' # larvae dataset
@@ -34,6 +35,7 @@ CHECKPOINT_FILE, MODEL_FILE, HISTORY_FILE, LOSS_FIGURE = 'checkpoint.pt', 'model
 INFERENCE_DIR, INFERENCE_SUMMARY = 'inference', 'summary.json' # larvae infer: <run>/inference/<split>.npz
 CLASSIFIER_DIR, PREDICTIONS_FILE, FOLDS_FILE, PROTON_SPLIT_FILE = 'classifier', 'predictions.parquet', 'folds.parquet', 'proton_split.parquet'
 FIGURES_DIR, METRICS_FILE = 'figures', 'metrics.json' # larvae analyse
+SEEDS_DIR = 'seeds' # the other training seeds of a run: <run>/seeds/seed-<s>/, each a run directory of its own
 PIPELINE_FILE, STAGES_DIR, RUNS_DIR = 'pipeline.json', '.stages', 'runs' # larvae pipeline
 ABLATION_NAME = 'ablation' # larvae ablation: ablation.csv and ablation.parquet
 
@@ -56,6 +58,7 @@ class RunDir:
     predictions = property(lambda self: self.path/CLASSIFIER_DIR/PREDICTIONS_FILE)
     def figure(self, name:str, ext:str='png')->Path: return self.path/FIGURES_DIR/f'{name}.{ext}'
     def inference_set(self, split:str)->Path: return self.path/INFERENCE_DIR/f'{split}.npz'
+    def seed_run(self, seed:int)->RunDir: return RunDir(self.path/SEEDS_DIR/f'seed-{seed}')
 
 # %% ../nbs/00b_run.ipynb #62e95841
 @dataclass(frozen=True)
@@ -319,3 +322,14 @@ def make_run_dir(root, # the directory that holds runs
     claim_dir(root, 'train'); claim_dir(d, 'train')
     save_config(cfg, d/CONFIG_FILE)
     return d
+
+# %% ../nbs/00b_run.ipynb #314df756
+def seed_config(cfg:Config, seed:int)->Config:
+    "`cfg` for one training seed: `train.seeds` is `[seed]`."
+    from dataclasses import replace
+    return replace(cfg, train=replace(cfg.train, seeds=[seed]))
+
+def seed_runs(run_dir, cfg:Config)->list[tuple[int, RunDir, Config]]:
+    "(seed, run directory, config) of every training seed of the run `run_dir` made with `cfg`; the run itself first."
+    s0, rd = cfg.train.seeds[0], RunDir(run_dir)
+    return [(s0, rd, cfg)] + [(s, rd.seed_run(s), seed_config(cfg, s)) for s in cfg.train.seeds[1:]]

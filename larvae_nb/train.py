@@ -18,7 +18,7 @@ from .base import LarvaeError, bar_disabled, check_choice, close_bar, logger
 from .run import pick_device, seed_everything
 from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
-                           atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch)
+                           SEEDS_DIR, atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch, seed_runs)
 from .images import ImageSet, apply_transform, fit_transform
 from .model import VAE, vae_loss
 from .plotting import plot_style, savefig
@@ -27,7 +27,7 @@ from .plotting import plot_style, savefig
 __all__ = ['SPLIT_LABELS', 'images_file', 'load_images', 'StaleRunError', 'images_digest', 'split_events', 'get_split',
            'assign_split', 'seed_split_indices', 'seed_split', 'balanced_split_indices', 'balanced_split',
            'train_epoch', 'evaluate', 'make_optimizer', 'sanity_check', 'rng_state', 'set_rng_state', 'plot_history',
-           'EarlyStopping', 'training_split', 'proton_data', 'train', 'train_cmd']
+           'EarlyStopping', 'training_split', 'proton_data', 'train', 'train_seeds', 'train_cmd']
 
 # %% ../nbs/11_train.ipynb #e01caeba
 def images_file(path)->Path:
@@ -374,7 +374,7 @@ def train(images, # an ImageSet, an images.pt file or its directory
     digest = images_digest(imgs)
     _check_same_images(run_dir, digest, images, resume)
     device = pick_device(cfg.train.device)
-    tc, seed = cfg.train, cfg.data.random_seed
+    tc, seed = cfg.train, cfg.data.random_seed + cfg.train.seeds[0]  # the split keeps data.random_seed alone
     keys, lab, x_tr, x_va = proton_data(imgs, cfg, run_dir, device)
     if len(x_tr) < 2: raise _no_step(len(x_tr), f"{run_dir/SPLIT_FILE}")
     seed_everything(seed)
@@ -429,6 +429,24 @@ def train(images, # an ImageSet, an images.pt file or its directory
     plt.close(plot_history(hist, run_dir/f'{LOSS_FIGURE}.png'))
     return hist
 
+# %% ../nbs/11_train.ipynb #d0bd3afb
+def train_seeds(images, # an ImageSet, an images.pt file or its directory
+                cfg:Config, # the resolved config; `train.seeds` lists the seeds
+                run_dir, # the run directory (the first seed); the others go to <run>/seeds/seed-<s>
+                resume:bool=True, # continue interrupted seeds from their checkpoints
+                progress:bool=True,
+               )->dict:
+    "Train the VAE once per seed of `cfg.train.seeds`, the run itself first; return {seed: history}."
+    import shutil
+    out = {}
+    for k, (s, rd, c) in enumerate(seed_runs(run_dir, cfg)):
+        if k == 1: claim_dir(Path(run_dir)/SEEDS_DIR, 'train')
+        try: out[s] = train(images, c, rd.path, resume=resume, progress=progress)
+        except StaleRunError:  # the images changed since this seed was trained: only a seed's own directory is redone here
+            if k == 0: raise
+            shutil.rmtree(rd.path); out[s] = train(images, c, rd.path, resume=False, progress=progress)
+    return out
+
 # %% ../nbs/11_train.ipynb #2ca2a7d9
 def train_cmd(config:str=None, # YAML file of config overrides
               images:str='images', # images.pt, or the directory `larvae images --out` wrote
@@ -455,6 +473,6 @@ def train_cmd(config:str=None, # YAML file of config overrides
     if not images_file(images).is_file(): load_images(images)  # raises: fail before a run directory is made
     with output_dir(out, 'larvae train'):
         run_dir = make_run_dir(out, cfg, resume=resume, overwrite=overwrite)
-        with output_dir(run_dir, 'larvae train'): hist = train(images, cfg, run_dir, resume=resume, progress=progress)
+        with output_dir(run_dir, 'larvae train'): hist = train_seeds(images, cfg, run_dir, resume=resume, progress=progress)[cfg.train.seeds[0]]
     logger.info(f"{run_dir}: best val loss {hist['best_val']:.5g} at epoch {hist['best_epoch']} of {len(hist['train']['total'])}")
     return run_dir

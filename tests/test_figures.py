@@ -8,6 +8,7 @@ import pytest
 
 from larvae_nb import latent_figures as lf
 from larvae_nb.plotting import layout_problems
+from larvae_nb.label_efficiency import label_efficiency_figure
 
 RNG = np.random.default_rng(0)
 FEATS = [f'a_rather_long_feature_name_{i}' for i in range(25)]
@@ -37,6 +38,13 @@ def _pid():
             'pid_scores': lf.score_figure(S, cls)}
 
 
+def _label_curve():
+    sizes = [10, 30, 100, 300, 612]
+    row = lambda a: {'auc': a, 'auc_ci': [a - 0.05, a + 0.04]}
+    return {'classes': 'kaon vs proton', 'points': {str(n): {'n_labelled': n, 'all': n == 612, 'table': {m: row(RNG.uniform(0.55, 0.95)) for m in METHODS[:2] + METHODS[-3:]}}
+                                                    for n in sizes}}
+
+
 FIGURES = {
     'correlation': lambda: lf.correlation_figures({'all': _rho(), 'proton': _rho(), 'kaon': _rho()}, pd.DataFrame(RNG.uniform(-1, 1, (25, 25)), FEATS, FEATS)),
     'variance_decomposition': lambda: {'variance_decomposition': lf.variance_figure(pd.DataFrame(RNG.random((8, 3)), DIMS, ['calorimetry', 'topology', 'other']))},
@@ -48,6 +56,7 @@ FIGURES = {
     'separation': lambda: {'separation': lf.separation_figure(RNG.normal(size=(300, 8)), np.array(['proton', 'kaon'] * 150))},
     'hardest_cases': lambda: {'hardest_cases': lf.case_figure(RNG.random((8, 2, 32, 32)), [f'kaon 8000/1/{i}\nP(K)=0.{i}' for i in range(8)])},
     'pid': _pid,
+    'label_efficiency': lambda: {'label_efficiency': label_efficiency_figure(_label_curve())},
 }
 
 

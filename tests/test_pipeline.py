@@ -118,3 +118,20 @@ def test_the_report_is_browsable_without_quarto(quick, tmp_path):
     subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', f'--screenshot={shot}', '--window-size=1280,2000',
                     (html/'22_report_pid.html').as_uri()], check=True, capture_output=True, timeout=120)
     assert shot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_two_training_seeds_each_train_infer_classify_and_reach_the_table(tmp_path):
+    # train.seeds=[0, 1]: the run holds seed 0, <run>/seeds/seed-1 seed 1, each with its model, inference and CNN;
+    # the truth table reports the reconstruction error and the CNN over both seeds; a rerun skips every stage
+    out = tmp_path/'out'
+    larvae('pipeline', '--quick', '--out', out, '--until', 'analyse', '--no-progress', 'train.seeds=[0, 1]')
+    run = out/json.loads((out/'pipeline.json').read_text())['run']
+    sub = run/'seeds'/'seed-1'
+    for p in ('model.pt', 'inference/val.npz', 'inference/kaon.npz', 'classifier/predictions.parquet'):
+        assert (run/p).is_file() and (sub/p).is_file(), p
+    assert digest(run/'model.pt') != digest(sub/'model.pt') and digest(run/'split.parquet') == digest(sub/'split.parquet')
+    table = json.loads((run/'metrics.json').read_text())['truth']['table']
+    assert table['reconstruction error']['seeds'] == ['seed 0', 'seed 1'] and len(table['supervised CNN']['auc_seeds']) == 2
+    assert table['latent logistic probe']['seeds'] == ['VAE 0 + probe 0', 'VAE 1 + probe 1', 'VAE 0 + probe 2']
+    log = larvae('pipeline', '--quick', '--out', out, '--until', 'analyse', '--no-progress', 'train.seeds=[0, 1]').stdout
+    for s in STAGES[:-1]: assert f'[{s:>9}] unchanged, skipped' in log, (s, log)
