@@ -7,13 +7,15 @@ from __future__ import annotations
 import json, re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .base import LarvaeError, did_you_mean, logger
-from .run import ABLATION_NAME, Output, atomic_path, output_dir
+from .run import ABLATION_NAME, Output, atomic_path, atomic_write, output_dir
 
 # %% auto #0
-__all__ = ['DEPARTURES', 'HEADLINE', 'variants', 'slug', 'ablation_table', 'run_ablation', 'ablation_cmd']
+__all__ = ['DEPARTURES', 'HEADLINE', 'RHO', 'ABLATION_ANALYSES', 'variants', 'slug', 'ablation_table', 'measures',
+           'ablation_display', 'shifts', 'run_ablation', 'findings', 'ablation_cmd']
 
 # %% ../nbs/23_ablation.ipynb #2b0cc60e
 DEPARTURES = {  # larvae_nb's departures from the seed: name -> the dotted settings that switch it on over the seed profile
@@ -43,27 +45,59 @@ def slug(name:str)->str:
     return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
 
 # %% ../nbs/23_ablation.ipynb #587a4ead
-HEADLINE = ('reconstruction error', 'latent logistic probe', 'latent MLP probe (32, 16)') # truth-table scores compared
+HEADLINE = ('reconstruction error', 'latent logistic probe', 'latent MLP probe (32, 16)', 'features: logistic regression') # truth-table scores compared
+RHO = 'median best |rho|' # the feature-latent summary compared (14_latents `median_best_rho`)
+ABLATION_ANALYSES = ('correlation', 'truth') # what each variant analyses: the compared numbers and nothing else
 
 def _headline(metrics:dict)->dict:
-    "The compared numbers of one variant's metrics."
-    table = metrics.get('truth', {}).get('table', {})
-    row = {f'AUC {m}': table[m]['auc'] for m in HEADLINE if m in table}
-    best = metrics.get('correlation', {}).get('best_dim', {})
-    if best: row['median best |rho|'] = float(pd.Series([abs(v['rho']) for v in best.values()]).median())
+    "The compared numbers of one variant's metrics: each value with its 95 % interval (`lo`, `hi`) and, over several seeds, their sd."
+    table, row = metrics.get('truth', {}).get('table', {}), {}
+    if 'reconstruction error' in table: row['seeds'] = len(table['reconstruction error'].get('auc_seeds') or [0])
+    for m in HEADLINE:
+        if m not in table: continue
+        v = table[m]; row |= {f'AUC {m}': v['auc'], f'AUC {m} lo': v['auc_ci'][0], f'AUC {m} hi': v['auc_ci'][1]}
+        if v.get('auc_sd_seeds') is not None: row[f'AUC {m} sd seeds'] = v['auc_sd_seeds']
+    c = metrics.get('correlation', {})
+    if 'median_best_rho' in c: row[RHO] = c['median_best_rho']
+    if 'median_best_rho_ci' in c: row |= {f'{RHO} lo': c['median_best_rho_ci'][0], f'{RHO} hi': c['median_best_rho_ci'][1]}
     return row
 
 def ablation_table(out, # an ablation directory
                   )->pd.DataFrame:
-    "One row per finished variant under `out`: its settings and its compared numbers."
+    "One row per finished variant under `out`: its settings, epochs trained and its compared numbers with their intervals."
     rows = []
     for name, (profile, over) in variants().items():
         o = Output(Path(out)/slug(name))
         if not o.info_file.is_file() or not o.run().metrics.is_file(): continue
-        m = json.loads(o.run().metrics.read_text())
-        rows.append({'variant': name, 'profile': profile, 'settings': ' '.join(over)} | _headline(m))
+        m, h = json.loads(o.run().metrics.read_text()), json.loads(o.run().history.read_text()) if o.run().history.is_file() else {}
+        rows.append({'variant': name, 'profile': profile, 'settings': ' '.join(over),
+                     'epochs': len(h.get('train', {}).get('total', []))} | _headline(m))
     if not rows: raise LarvaeError(f"{out}: no finished ablation variant; run `larvae ablation --out {out}`")
     return pd.DataFrame(rows).set_index('variant')
+
+def measures(t:pd.DataFrame)->list[str]:
+    "The compared numbers of an ablation table (the columns that have an interval)."
+    return [c for c in t.columns if f'{c} lo' in t.columns]
+
+def ablation_display(t:pd.DataFrame)->pd.DataFrame:
+    "The table as a reader wants it: each number as `value [lo, hi]`."
+    f = lambda r, c: '' if pd.isna(r[c]) else f"{r[c]:.3f} [{r[f'{c} lo']:.3f}, {r[f'{c} hi']:.3f}]"
+    return pd.DataFrame({c: [f(r, c) for _, r in t.iterrows()] for c in measures(t)}, index=t.index)
+
+def shifts(t:pd.DataFrame, # an ablation table
+           against:str='seed', # the reference variant
+           z:float=1.96)->pd.DataFrame:
+    "Each variant's difference from `against` per measure, with an interval from the two bootstrap intervals taken as independent."
+    if against not in t.index: raise LarvaeError(f"the ablation table has no {against!r} row to compare with; run that variant too")
+    rows, ref = [], t.loc[against]
+    for v, r in t.drop(index=against).iterrows():
+        for c in measures(t):
+            if pd.isna(r[c]) or pd.isna(ref[c]): continue
+            se = np.hypot(r[f'{c} hi'] - r[f'{c} lo'], ref[f'{c} hi'] - ref[f'{c} lo'])/(2*z)
+            d = r[c] - ref[c]; lo, hi = d - z*se, d + z*se
+            rows.append({'variant': v, 'measure': c, 'difference': d, 'lo': lo, 'hi': hi,
+                         'verdict': 'higher' if lo > 0 else 'lower' if hi < 0 else 'cannot tell'})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/23_ablation.ipynb #7c74b6c2
 def run_ablation(out='larvae-ablation', # the ablation directory: one pipeline output per variant
@@ -71,29 +105,48 @@ def run_ablation(out='larvae-ablation', # the ablation directory: one pipeline o
                  quick:bool=False, # the smoke-test sizes
                  data=None, # a data directory with a manifest; default: simulated once, shared by every variant
                  progress:bool=False,
+                 seeds:int=1, # VAE/CNN training seeds per variant (the pipeline's three would triple the time)
+                 overrides=(), # dotted settings applied to every variant, after its own
                 )->pd.DataFrame:
-    "Run the variants on the same events and write the comparison table (`ablation.csv`, `.parquet`)."
+    "Run the variants on the same events and write the comparison table (`ablation.csv`, `.parquet`, `.json`)."
     from larvae_nb.pipeline import pipeline
+    if seeds < 1: raise LarvaeError(f"--seeds {seeds}: train at least one seed per variant")
     out, todo = Path(out), variants(names)
+    common = [f'train.seeds=[{",".join(map(str, range(seeds)))}]', f'analysis.analyses=[{",".join(ABLATION_ANALYSES)}]', *overrides]
     with output_dir(out, 'larvae ablation'):
         for name, (profile, over) in todo.items():
             d = out/slug(name)
             logger.info(f"== ablation variant {name!r}: profile {profile} {' '.join(over)}")
-            pipeline(d, data=data, overrides=over, profile=profile, quick=quick, progress=progress, until='analyse')
+            pipeline(d, data=data, overrides=over + common, profile=profile, quick=quick, progress=progress, until='analyse')
             if data is None: data = Output(d).simulated  # the first variant simulates; the others read the same events
         t = ablation_table(out)
         with atomic_path(out/f'{ABLATION_NAME}.parquet') as tmp: t.to_parquet(tmp)
         with atomic_path(out/f'{ABLATION_NAME}.csv') as tmp: t.to_csv(tmp)
+        info = {'quick': quick, 'seeds': seeds, 'common_settings': common, 'table': t.reset_index().to_dict('records')}
+        atomic_write(out/f'{ABLATION_NAME}.json', json.dumps(info, indent=1, default=float))
     return t
+
+# %% ../nbs/23_ablation.ipynb #9f0c444c
+def findings(t:pd.DataFrame, # an ablation table
+             against:str='seed')->list[str]:
+    "One sentence per measure: the variants whose difference from `against` has an interval excluding zero, or that none has."
+    s, out = shifts(t, against), []
+    for c in measures(t):
+        moved = s[(s.measure == c) & (s.verdict != 'cannot tell')]
+        parts = [f"{r.variant} {r.verdict} by {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" for r in moved.itertuples()]
+        out.append(f"{c}: " + ('; '.join(parts) if parts else f"no variant differs from {against} beyond its interval") + '.')
+    return out
 
 # %% ../nbs/23_ablation.ipynb #f7e2dd22
 def ablation_cmd(out:str='larvae-ablation', # the ablation directory
                  variants:str=None, # comma-separated subset, e.g. "seed,larvae,beta 1" (default: all)
                  quick:bool=False, # the smoke-test sizes (about a minute per variant)
                  data:str=None, # a data directory with a larvae-data.yaml manifest (default: simulate once)
+                 seeds:int=1, # training seeds per variant
                  progress:bool=True, # progress bars
+                 overrides:list=(), # dotted settings for every variant, e.g. train.epochs=15 (applied last)
                 ):
     "Run the seed profile, the larvae profile and each departure alone on the same events; tabulate the results."
     names = None if variants is None else [v.strip() for v in variants.split(',') if v.strip()]
-    t = run_ablation(out, names, quick, data, progress)
-    logger.info(t.drop(columns=['settings']).to_string(float_format=lambda v: f'{v:.3f}'))
+    t = run_ablation(out, names, quick, data, progress, seeds, overrides)
+    logger.info(ablation_display(t).to_string())

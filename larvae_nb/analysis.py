@@ -242,7 +242,8 @@ def sample_view(i:AnalysisInputs, samples:tuple|None)->AnalysisInputs:
     return replace(i, j=j, arrays={k: v[keep] for k, v in i.arrays.items()}, mask=keep, parent=i)
 
 # %% ../nbs/14c_analysis.ipynb #bd537507
-def _run_correlation(i:AnalysisInputs)->dict: return correlation(i.Z, i.F, i.sample, i.categories, seed=i.cfg.seed)
+def _run_correlation(i:AnalysisInputs)->dict:
+    return correlation(i.Z, i.F, i.sample, i.categories, seed=i.cfg.seed, groups=i.groups, n_boot=i.cfg.bootstrap)
 def _run_nonlinear(i:AnalysisInputs)->dict: return nonlinear(i.Z, i.F, i.sample, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs, groups=i.groups)
 def _run_feature_auc(i:AnalysisInputs)->dict: return feature_auc(i.Z, i.F, i.sample, folds=i.cfg.folds, seed=i.cfg.seed, n_jobs=i.n_jobs, groups=i.groups)
 def _run_separation(i:AnalysisInputs)->dict: return separation(i.Z, i.sample, n_init=i.cfg.gmm_inits, seed=i.cfg.seed)

@@ -20,13 +20,13 @@ from .keys import TRACK_KEY, join_on_keys
 from .latent_figures import (PLANES, correlation_figures, feature_auc_figure, nonlinear_figures, probe_figure,
                                       separation_figure, traversal_figure, variance_figure)
 from .metrics import (active_units, agreement_table, category_r2, cluster_purity, cv_probe, cv_regress,
-                               participation_ratio, pmap, quiet, spearman, univariate_r2)
+                               participation_ratio, pmap, quiet, spearman, univariate_r2, bootstrap_counts, interval)
 
 # %% auto #0
 __all__ = ['LATENT_PREFIX', 'SYNTH_CATEGORIES', 'NON_FEATURE_COLUMNS', 'PID_COLUMN', 'TRAVERSAL_STEPS', 'TRAVERSAL_SPAN',
            'MAX_PAIR_DIMS', 'latent_columns', 'latent_frame', 'synthetic_latents', 'feature_columns', 'plain',
-           'dimension_roles', 'correlation', 'traversal_grid', 'traversal', 'logistic', 'nonlinear', 'feature_auc',
-           'separation']
+           'dimension_roles', 'median_best_rho', 'median_best_rho_interval', 'correlation', 'traversal_grid',
+           'traversal', 'logistic', 'nonlinear', 'feature_auc', 'separation']
 
 # %% ../nbs/14_latents.ipynb #8035e13f
 LATENT_PREFIX = 'z'  # latent columns are z0, z1, ... (posterior means)
@@ -111,22 +111,40 @@ def dimension_roles(rho:pd.DataFrame, # Spearman ρ, dims x features (all tracks
                   'top_feature': top, 'rho': None if top is None else float(rho.loc[d, top])}
     return out
 
+# %% ../nbs/14_latents.ipynb #acad8e5d
+def median_best_rho(Z:pd.DataFrame, F:pd.DataFrame)->float:
+    "Median over features of the largest |Spearman ρ| between a feature and any latent dimension: in one number, how much of the handcrafted physics the latents follow."
+    return float(spearman(Z, F).abs().max(0).median())
+
+def median_best_rho_interval(Z:pd.DataFrame, F:pd.DataFrame, # latents and features, same rows
+                             groups=None, # per-row event (default: each row its own)
+                             strata=None, # per-row sample; events are resampled within it (default: one stratum)
+                             n_boot:int=1000, seed:int=0)->list[float]:
+    "95 % bootstrap interval of `median_best_rho`, events resampled within their sample as for every AUC (14a `bootstrap_counts`)."
+    n = len(Z); groups = np.arange(n) if groups is None else np.asarray(groups)
+    C = bootstrap_counts(groups, np.zeros(n) if strata is None else np.asarray(strata), n_boot, seed)
+    rows = (np.repeat(np.arange(n), c) for c in C)
+    return interval([median_best_rho(Z.iloc[r], F.iloc[r]) for r in rows])
+
 # %% ../nbs/14_latents.ipynb #68b6d89d
 def correlation(Z:pd.DataFrame, # latents, one column per dimension
                 F:pd.DataFrame, # features, same rows as Z
                 sample=None, # per-row sample labels, for per-sample matrices
                 categories:dict|None=None, # feature -> category (calorimetry / topology)
-                seed:int=0, # unused (deterministic); kept so every metric has the same signature
+                seed:int=0, # seeds the bootstrap of `median_best_rho`
                 plot:bool=True, # also return figures
+                groups=None, # per-row event, resampled whole by the bootstrap (default: each row its own)
+                n_boot:int=0, # bootstrap resamples of `median_best_rho`'s interval (0: no interval)
                )->dict:
-    "Spearman latents x features (all, per sample), feature-feature ρ and the R² decomposition by category."
+    "Spearman latents x features (all, per sample), feature-feature ρ, the R² decomposition by category and `median_best_rho`."
     rho, ff, r2 = _rho_by_sample(Z, F, sample), spearman(F, F), univariate_r2(Z, F)
     cat, absr = category_r2(r2, categories), rho['all'].abs()
     out = {'spearman': {k: m.to_dict() for k, m in rho.items()}, 'feature_feature': ff.to_dict(),
            'r2': r2.to_dict(), 'r2_by_category': cat.to_dict(),
            'best_dim': {f: {'dim': absr[f].idxmax(), 'rho': rho['all'].loc[absr[f].idxmax(), f]} for f in F.columns},
            'n_constant': int((Z.nunique() <= 1).sum() + (F.nunique() <= 1).sum()), 'n_rows': len(Z),
-           'dimension_roles': dimension_roles(rho['all'], cat)}
+           'dimension_roles': dimension_roles(rho['all'], cat), 'median_best_rho': median_best_rho(Z, F)}
+    if n_boot: out['median_best_rho_ci'] = median_best_rho_interval(Z, F, groups, sample, n_boot, seed)
     if plot: out['figures'] = correlation_figures(rho, ff) | {'variance_decomposition': variance_figure(cat)}
     return out
 
