@@ -153,7 +153,16 @@ def results_summary(out)->dict:
     return {'classes': t['classes'], 'labels': t['labels'], 'cnn_is_upper_bound': t.get('cnn_vs_baselines', {}).get('cnn_is_upper_bound'),
             'table': {m: {k: v[k] for k in keep if k in v} for m, v in t['table'].items()}, 'claims': claims(t),
             'run': {k: cfg.get(k) for k in ('profile', 'quick', 'version', 'sim')} | {'model': r.history['config']['model'],
-                    'epochs': len(r.history['train']['total']), 'stage_seconds': stages}}
+                    'epochs': len(r.history['train']['total']), 'stage_seconds': stages}} | _label_summary(r.metrics.get('label_efficiency'))
+
+def _label_summary(le:dict|None)->dict:
+    "The label-efficiency curve's numbers for the README, when the run has it (`--analyses label_efficiency`)."
+    if not le or 'points' not in le: return {}
+    keep = ('auc', 'auc_ci', 'auc_sd_seeds')
+    pts = [{'n_labelled': p['n_labelled'], 'all': p['all'], 'table': {m: {k: v[k] for k in keep if k in v} for m, v in p['table'].items()}}
+           for p in le['points'].values()]
+    return {'label_efficiency': {'classes': le['classes'], 'n_test': le['n_test'], 'n_pool': le['n_pool'], 'rows': le['rows'],
+                                 'points': pts, 'claims': le.get('claims', [])}}
 
 # %% ../nbs/18_report.ipynb #ee12628b
 def _interval(v, ci)->str: return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
@@ -172,4 +181,15 @@ def results_markdown(s:dict)->str:
     lines += ['', f"Run: `{run['profile']}` profile, larvae_nb {run['version']}, {run['sim'].get('n_protons')} proton- and "
               f"{run['sim'].get('n_kaons')} kaon-sample events, latent {m['latent']}, channels {m['channels']}, {run['epochs']} epochs, "
               f"{sum(v or 0 for v in run['stage_seconds'].values()) / 60:.0f} minutes on the machine that made it."]
-    return '\n'.join(lines + [''] + [f"- {c}" for c in s['claims']])
+    lines += [''] + [f"- {c}" for c in s['claims']]
+    return '\n'.join(lines + (_label_markdown(s['label_efficiency']) if 'label_efficiency' in s else []))
+
+def _label_markdown(le:dict)->list[str]:
+    "The label-efficiency table and its claims, as Markdown lines."
+    methods = list(le['points'][0]['table'])
+    size = lambda p: f"all {p['n_labelled']}" if p['all'] else str(p['n_labelled'])
+    lines = ['', f"**Label efficiency**: {le['classes']} AUC on {le['n_test']} test tracks against the number of labelled training "
+             f"tracks drawn from a pool of {le['n_pool']} (mean over {le['rows']} seeds, 95 % interval):", '',
+             '| method | ' + ' | '.join(size(p) for p in le['points']) + ' |', '|---' * (len(le['points']) + 1) + '|']
+    lines += [f"| {m} | " + ' | '.join(_interval(p['table'][m]['auc'], p['table'][m].get('auc_ci')) for p in le['points']) + ' |' for m in methods]
+    return lines + [''] + [f"- {c}" for c in le['claims']]
