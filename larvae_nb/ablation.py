@@ -15,7 +15,7 @@ from .run import ABLATION_NAME, Output, atomic_path, atomic_write, output_dir
 
 # %% auto #0
 __all__ = ['DEPARTURES', 'HEADLINE', 'RHO', 'ABLATION_ANALYSES', 'variants', 'slug', 'ablation_table', 'measures',
-           'ablation_display', 'shifts', 'run_ablation', 'findings', 'ablation_cmd']
+           'ablation_display', 'shifts', 'run_ablation', 'findings', 'ablation_markdown', 'ablation_cmd']
 
 # %% ../nbs/23_ablation.ipynb #2b0cc60e
 DEPARTURES = {  # larvae_nb's departures from the seed: name -> the dotted settings that switch it on over the seed profile
@@ -136,6 +136,17 @@ def findings(t:pd.DataFrame, # an ablation table
         parts = [f"{r.variant} {r.verdict} by {r.difference:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]" for r in moved.itertuples()]
         out.append(f"{c}: " + ('; '.join(parts) if parts else f"no variant differs from {against} beyond its interval") + '.')
     return out
+
+# %% ../nbs/23_ablation.ipynb #40db7a9b
+def ablation_markdown(info:dict, # an ablation.json (`run_ablation` writes it; results/ablation.json is the committed one)
+                     )->str:
+    "The README's ablation paragraph: how the variants were run and `findings`, as Markdown."
+    t = pd.DataFrame(info['table']).set_index('variant')
+    ep = sorted(set(t['epochs'])); ep = f"{ep[0]}" if len(ep) == 1 else f"{ep[0]}–{ep[-1]}"
+    head = (f"**Ablation** (23_ablation): the `seed` profile, the `larvae` profile and each of larvae_nb's {len(t) - 2} departures alone, "
+            f"on the same simulated events, {info['seeds']} training seed(s) per variant ({ep} epochs); each difference from the `seed` row "
+            "with a 95 % interval from the two bootstrap intervals:")
+    return '\n'.join([head, ''] + [f"- {s}" for s in findings(t)])
 
 # %% ../nbs/23_ablation.ipynb #f7e2dd22
 def ablation_cmd(out:str='larvae-ablation', # the ablation directory
