@@ -15,11 +15,12 @@ import yaml
 from .base import ConfigError, Section, check_choice, did_you_mean
 
 # %% auto #0
-__all__ = ['Species', 'ClusterAlgorithm', 'Transform', 'Device', 'WireAlign', 'Activation', 'FeatureSet', 'Study', 'STUDIES',
-           'PROFILES', 'SEED_FLAGS', 'TRAINING_SECTIONS', 'SimConfig', 'ClusterConfig', 'CutConfig', 'MatchConfig',
-           'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig',
-           'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'FeatureConfig', 'Config', 'default_config_path',
-           'apply_override', 'flag_overrides', 'load_config', 'config_hash', 'training_hash']
+__all__ = ['Species', 'ClusterAlgorithm', 'Transform', 'FITTED_TRANSFORMS', 'TransformStats', 'Device', 'WireAlign', 'Activation',
+           'FeatureSet', 'Study', 'STUDIES', 'PROFILES', 'SEED_FLAGS', 'TRAINING_SECTIONS', 'SimConfig',
+           'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig',
+           'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'FeatureConfig',
+           'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'config_hash',
+           'training_hash']
 
 # %% ../nbs/00_config.ipynb #0093758c
 Species = Literal['proton', 'kaon', 'pion', 'muon']
@@ -130,6 +131,9 @@ Transform = Literal['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', '
                     'tanh100', 'tanh500', 'mpv_linear', 'mpv_tanh', 'hill_mpv',
                     'minmax_larvae', 'log1p_minmax_larvae', 'clamp99_minmax_larvae', # larvae_nb's variants (09_images)
                     'mpv_linear_larvae', 'mpv_tanh_larvae', 'hill_mpv_larvae']
+FITTED_TRANSFORMS = ('minmax', 'log1p_minmax', 'clamp99_minmax', # transforms with statistics of the images (09_images NEEDS_STATS)
+                     'clamp99_minmax_larvae', 'mpv_linear_larvae', 'mpv_tanh_larvae', 'hill_mpv_larvae')
+TransformStats = Literal['training', 'per_tensor'] # where a fitted transform's statistics come from (09_images)
 Device = Literal['auto', 'cuda', 'mps', 'cpu']
 WireAlign = Literal['bottom', 'top']
 
@@ -143,6 +147,7 @@ class ImageConfig(Section):
     antialias:bool = True # widen the bilinear kernel when shrinking; False: plain bilinear sampling (the seed)
     output_hw:int = 48 # output images are output_hw x output_hw
     transform:Transform = 'log1p' # applied at training time
+    transform_stats:TransformStats = 'training' # FITTED_TRANSFORMS' statistics: fitted once on the training images; per_tensor: refitted on all images of each sample, at training and again at inference (the seed, SEED_SPEC G.11)
     device:Device = 'auto'
     batch_size:int = 1024 # tracks per batched resize (fewer when their canvases would exceed 128 MB)
 
@@ -430,9 +435,16 @@ def load_config(path=None, # a YAML file holding overrides of the packaged defau
 # %% ../nbs/00_config.ipynb #731166f9
 TRAINING_SECTIONS = ('images', 'model', 'optimizer', 'train', 'data') # what decides a trained VAE (with the images themselves)
 
+def _hashed(d:dict)->dict:
+    "The config dict `d` without images.transform_stats where it changes nothing: at 'training', or for a transform without statistics."
+    im = d.get('images')
+    if isinstance(im, dict) and (im.get('transform_stats', 'training') == 'training' or im.get('transform') not in FITTED_TRANSFORMS):
+        d = {**d, 'images': {k: v for k, v in im.items() if k != 'transform_stats'}}
+    return d
+
 def config_hash(cfg:Config, n:int=8, sections=None)->str:
-    "A short stable hash of the resolved config, or of its `sections` only."
-    d = cfg.to_dict()
+    "A short stable hash of the resolved config (without settings that change nothing, `_hashed`), or of its `sections` only."
+    d = _hashed(cfg.to_dict())
     if sections is not None: d = {k: d[k] for k in sections}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:n]
 

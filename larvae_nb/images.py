@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .config import ImageConfig, Transform, WireAlign, load_config
+from .config import ImageConfig, Transform, TransformStats, WireAlign, load_config
 from .base import LarvaeError, check_choice, logger, warn
 from .run import pick_device
 from .keys import TRACK_KEY
@@ -28,7 +28,8 @@ from .plotting import plot_style
 __all__ = ['TRANSFORMS', 'PLANES', 'IMAGE_KEYS', 'FILE_FORMAT', 'CANVAS_BYTES', 'SEED_MPV', 'LARVAE_SUFFIX', 'RENAMED',
            'NEEDS_STATS', 'STATS_VERSION', 'SIGNAL_ADC', 'MPV_BINS', 'ImageSet', 'crop_to_canvas', 'fill_canvases',
            'make_images', 'lost_charge', 'image_correlation', 'mode_of', 'seed_quantile', 'fit_transform',
-           'apply_transform', 'plot_gallery', 'read_image_columns', 'images_cmd']
+           'apply_transform', 'refits', 'sample_stats', 'transform_by_sample', 'per_tensor_effect', 'plot_gallery',
+           'read_image_columns', 'images_cmd']
 
 # %% ../nbs/09_images.ipynb #0fe410b5
 TRANSFORMS = get_args(Transform)
@@ -346,6 +347,54 @@ def apply_transform(x:torch.Tensor, # (N, 2, H, W) raw ADC
     if name == 'mpv_linear_larvae': return x/s
     if name == 'mpv_tanh_larvae': return torch.tanh(x/(2*s))  # the seed's: tanh(x / MPV)
     return x**2/(x**2 + s**2)  # hill_mpv_larvae; the seed's: order 1, x / (x + MPV)
+
+# %% ../nbs/09_images.ipynb #a88bd831
+def refits(name:Transform, # the transform
+           transform_stats:TransformStats, # images.transform_stats
+          )->bool:
+    "Whether `name`'s statistics are refitted on each sample's images: per_tensor, for a transform with statistics."
+    check_choice('images.transform_stats', transform_stats, get_args(TransformStats))
+    return transform_stats == 'per_tensor' and name in NEEDS_STATS
+
+def sample_stats(x:torch.Tensor, # (N, 2, H, W) raw ADC
+                 samples, # (N,) the sample label of each image
+                 name:Transform, # the transform
+                )->dict:
+    "The seed's statistics (SEED_SPEC A.6, G.11): `fit_transform` on all images of each sample, {sample: statistics} in order of appearance."
+    samples = np.asarray(samples).astype(str)
+    if len(samples) != len(x): raise LarvaeError(f"sample_stats: {len(x)} images but {len(samples)} sample labels")
+    return {s: fit_transform(x[torch.from_numpy(samples == s)], name) for s in dict.fromkeys(samples.tolist())}
+
+def transform_by_sample(x:torch.Tensor, # (N, 2, H, W) raw ADC
+                        samples, # (N,) the sample label of each image
+                        name:Transform, # the transform
+                        stats:dict, # {sample: statistics}, as `sample_stats` returns
+                       )->torch.Tensor:
+    "Every image transformed with the statistics of its own sample."
+    samples = np.asarray(samples).astype(str)
+    missing = sorted(set(samples.tolist()) - set(stats))
+    if missing: raise LarvaeError(f"transform {name!r}: no statistics for sample(s) {missing}; fit them with sample_stats")
+    out = torch.empty(x.shape, dtype=torch.float32)
+    for s in dict.fromkeys(samples.tolist()):
+        m = torch.from_numpy(samples == s)
+        out[m] = apply_transform(x[m], name, stats[s])
+    return out
+
+# %% ../nbs/09_images.ipynb #cc9b6163
+def per_tensor_effect(ims:ImageSet, # images with their sample labels
+                      train, # (N,) bool: the training images, on which `training` fits the statistic
+                      names=('minmax', 'log1p_minmax', 'clamp99_minmax'), # transforms with one statistic (the seed's)
+                     )->pd.DataFrame:
+    "Per transform and sample: the statistic `training` applies, the sample's own (per_tensor), and the relative change of the sample's summed transformed intensity."
+    rows, train = [], torch.from_numpy(np.asarray(train, bool).copy())
+    for name in names:
+        k, ref = NEEDS_STATS[name], fit_transform(ims.x[train], name)
+        for s, own in sample_stats(ims.x, ims.keys['sample'], name).items():
+            x = ims.x[torch.from_numpy((ims.keys['sample'] == s).to_numpy().copy())]
+            a, b = (apply_transform(x, name, st).double().sum() for st in (ref, own))
+            rows.append({'transform': name, 'sample': s, 'images': len(x), 'training statistic': ref[k],
+                         'own statistic': own[k], 'intensity change': float(b/a - 1)})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/09_images.ipynb #fb6ecb48
 def plot_gallery(ims:ImageSet, # the images

@@ -17,7 +17,7 @@ from .base import LarvaeError, logger
 from .run import pick_device
 from .keys import TRACK_KEY
 from .run import atomic_path, atomic_write, output_dir
-from .images import apply_transform
+from .images import NEEDS_STATS, apply_transform, fit_transform, refits, sample_stats
 from .model import VAE, weighted_sse
 from .plotting import plot_style
 from .train import SPLIT_LABELS, assign_split, load_images, training_split
@@ -25,8 +25,8 @@ from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, INFERENCE_DIR, INF
                            TRANSFORM_FILE, RunDir, load_torch)
 
 # %% auto #0
-__all__ = ['Run', 'state_mismatch', 'load_run', 'encode_images', 'set_labels', 'infer', 'Inference', 'load_inference',
-           'novelty_auc', 'plot_novelty', 'infer_cmd']
+__all__ = ['Run', 'state_mismatch', 'load_run', 'encode_images', 'set_labels', 'set_stats', 'infer', 'Inference',
+           'load_inference', 'novelty_auc', 'plot_novelty', 'infer_cmd']
 
 # %% ../nbs/12_inference.ipynb #f19dd338
 @dataclass
@@ -77,15 +77,17 @@ def load_run(run_dir, # a run directory written by `train`
 def encode_images(run:Run, x:torch.Tensor, # (N, 2, H, W) raw ADC
                   batch_size:int=256, # images per batch
                   save_recon:bool=True, # also return reconstructions
+                  stats:dict|None=None, # transform statistics; default: the run's (per_tensor: refitted on `x`)
                  )->dict:
     "mu, logvar, recon_error, mse (and recon) as NumPy arrays for the raw images `x`."
     tc, dev = run.cfg.train, next(run.model.parameters()).device
+    if stats is None: stats = fit_transform(x, run.transform) if refits(run.transform, run.cfg.images.transform_stats) and len(x) else run.stats
     out = {k: [] for k in ('mu', 'logvar', 'recon_error', 'mse') + (('recon',) if save_recon else ())}
     model = run.model.eval().to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(run.cfg.data.random_seed) if tc.eval_z == 'sample' else None
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            xb = apply_transform(x[i:i + batch_size], run.transform, run.stats).to(device=dev, dtype=torch.float32)
+            xb = apply_transform(x[i:i + batch_size], run.transform, stats).to(device=dev, dtype=torch.float32)
             recon, mu, logvar = model(xb.contiguous(memory_format=torch.channels_last), sample=gen is not None, generator=gen)
             recon = recon.contiguous()
             mse = (recon - xb).square().flatten(1).mean(1)
@@ -113,6 +115,20 @@ def set_labels(keys:pd.DataFrame, # image keys with `sample`
     lab[~trained] = keys['sample'][~trained].to_numpy()
     return lab, [n for n in names if (lab == n).any() or n in ('train', 'val')] + others
 
+# %% ../nbs/12_inference.ipynb #a22f0df5
+def set_stats(run:Run, # the run
+              per:dict|None, # per_tensor: {sample: statistics} of the images inferred (09_images `sample_stats`); None: the run's
+              samples:pd.Series, # the sample labels of one set's images
+              counts:dict, # images per sample in the images inferred
+             )->tuple:
+    "The statistics one inference set is transformed with, and their record for `summary.json`."
+    if run.transform not in NEEDS_STATS: return run.stats, {'name': run.transform, 'statistics': 'none'}
+    if per is None: return run.stats, {'name': run.transform, 'statistics': 'training', 'fitted_on': 'the training images (transform.pt)', 'values': run.stats}
+    s = sorted(set(samples))
+    if len(s) > 1: raise LarvaeError(f"an inference set holds several samples {s}; per_tensor statistics are per sample")
+    if not s: return None, {'name': run.transform, 'statistics': 'per_tensor', 'fitted_on': 'no images', 'values': None}
+    return per[s[0]], {'name': run.transform, 'statistics': 'per_tensor', 'fitted_on': f"all {counts[s[0]]} {s[0]} images", 'values': per[s[0]]}
+
 # %% ../nbs/12_inference.ipynb #029c5c61
 def infer(run_dir, # a run directory written by `train`
           images=None, # ImageSet, images.pt or its directory; default: the run's images
@@ -131,17 +147,19 @@ def infer(run_dir, # a run directory written by `train`
     imgs = load_images(images)
     keys = imgs.keys.reset_index(drop=True)
     lab, names = set_labels(keys, run.dir, run.cfg.data)
+    per = sample_stats(imgs.x, keys['sample'], run.transform) if refits(run.transform, run.cfg.images.transform_stats) else None
     paths, summary = {}, {'sets': {}}
     for name in names:
         sel = np.flatnonzero(lab == name)
-        t0 = time.perf_counter()
-        arrays = encode_images(run, imgs.x[torch.from_numpy(sel)], batch_size, save_recon)
-        dt = time.perf_counter() - t0
         k = keys.iloc[sel]
+        stats, used = set_stats(run, per, k['sample'], keys['sample'].value_counts().to_dict())
+        t0 = time.perf_counter()
+        arrays = encode_images(run, imgs.x[torch.from_numpy(sel)], batch_size, save_recon, stats)
+        dt = time.perf_counter() - t0
         cols = {c: k[c].to_numpy() for c in TRACK_KEY} | {'sample': k['sample'].to_numpy().astype(str)}
         paths[name] = RunDir(run.dir).inference_set(name)
         with atomic_path(paths[name]) as tmp: np.savez(tmp, **cols, **arrays)
-        summary['sets'][name] = {'n': len(sel), 'seconds': dt, 'images_per_second': len(sel) / dt if dt > 0 else None}
+        summary['sets'][name] = {'n': len(sel), 'seconds': dt, 'images_per_second': len(sel) / dt if dt > 0 else None, 'transform': used}
     atomic_write(run.dir/INFERENCE_DIR/INFERENCE_SUMMARY, json.dumps(summary, indent=1))
     return paths
 

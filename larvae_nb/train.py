@@ -19,7 +19,7 @@ from .run import pick_device, seed_everything
 from .keys import EVENT_KEY, TRACK_KEY
 from .run import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, IMAGES_FILE, LOSS_FIGURE, MODEL_FILE, SPLIT_FILE, TRANSFORM_FILE,
                            SEEDS_DIR, atomic_path, atomic_write, claim_dir, load_torch, make_run_dir, output_dir, save_config, save_torch, seed_runs)
-from .images import ImageSet, apply_transform, fit_transform
+from .images import ImageSet, apply_transform, fit_transform, refits, sample_stats, transform_by_sample
 from .model import VAE, vae_loss
 from .plotting import plot_style, savefig
 
@@ -351,11 +351,17 @@ def proton_data(imgs:ImageSet, cfg:Config, run_dir:Path, device:str):
     x = imgs.x[torch.from_numpy(sel)]
     lab = assign_split(keys, training_split(run_dir/SPLIT_FILE, keys, cfg.data))
     tr, va = torch.from_numpy(lab == 'train'), torch.from_numpy(lab == 'val')
-    name = cfg.images.transform
-    if (run_dir/TRANSFORM_FILE).exists(): stats = load_torch(run_dir/TRANSFORM_FILE, 'transform statistics', keys=('stats',))['stats']
+    name, path = cfg.images.transform, run_dir/TRANSFORM_FILE
+    if refits(name, cfg.images.transform_stats):  # the seed's G.11 (09_images): each sample's statistic over all its images
+        per = load_torch(path, 'transform statistics', keys=('per_sample',))['per_sample'] if path.exists() else sample_stats(x, keys['sample'], name)
+        if not path.exists(): save_torch({'transform': name, 'stats': None, 'transform_stats': 'per_tensor', 'per_sample': per}, path)
+        xt = transform_by_sample(x, keys['sample'], name, per)
+        t = lambda m: xt[m].to(device=device, dtype=torch.float32).contiguous()
+        return keys, lab, t(tr), t(va)
+    if path.exists(): stats = load_torch(path, 'transform statistics', keys=('stats',))['stats']
     else:
         stats = fit_transform(x[tr], name)
-        save_torch({'transform': name, 'stats': stats}, run_dir/TRANSFORM_FILE)
+        save_torch({'transform': name, 'stats': stats, 'transform_stats': 'training'}, path)
     t = lambda m: apply_transform(x[m], name, stats).to(device=device, dtype=torch.float32).contiguous()
     return keys, lab, t(tr), t(va)
 

@@ -272,3 +272,43 @@ def test_run_from_before_the_rename_is_refused(tmp_path):
     assert run('infer', '--run', str(run_dir), '--no-recon').returncode == 0  # the seed's mpv_tanh: constants, no statistics
     torch.save({'transform': 'mpv_tanh', 'stats': {'mpv': [120., 60.]}}, run_dir/'transform.pt')  # as larvae_nb wrote it before
     one_line_error(run('infer', '--run', str(run_dir), '--no-recon'), "'mpv_tanh'", "now 'mpv_tanh_larvae'", 'retrain with images.transform=mpv_tanh_larvae')
+
+
+# Where the transform statistics come from: images.transform_stats (SEED_SPEC G.11; 09_images).
+
+def test_transform_stats_unknown_value_is_refused_in_one_line(dataset, tmp_path):
+    one_line_error(run('images', '--dataset', str(dataset), '--out', str(tmp_path), 'images.transform_stats=per_image'),
+                   "images.transform_stats='per_image' is not valid", "'training', 'per_tensor'")
+
+
+def test_transform_stats_per_tensor_known_answer(tmp_path):
+    "minmax with kaons whose brightest pixel is twice the training protons': per_tensor divides them by exactly twice as much; the default by the training maximum."
+    import json
+    import torch
+    from larvae_nb.config import load_config
+    from larvae_nb.images import ImageSet, apply_transform
+    from larvae_nb.train import train
+    keys = pd.DataFrame({'run': np.r_[np.full(24, 8000), np.full(8, 8001)], 'subrun': 0,
+                         'event': np.r_[np.arange(24), np.arange(8)], 'track': 0, 'sample': ['proton']*24 + ['kaon']*8})
+    x = torch.rand(32, 2, 48, 48, generator=torch.Generator().manual_seed(0))*100
+    x[:24, 0, 0, 0] = 200.  # every proton holds the protons' maximum: the training split's is 200 whatever the split
+    x[24, 1, 0, 0] = 400.  # the kaons' maximum: twice that
+    ims = tmp_path/'images'/'images.pt'; ims.parent.mkdir()
+    ImageSet(x, keys).save(ims)
+    tiny = ['model.channels=[4,8]', 'model.latent=2', 'model.kernel=3', 'train.epochs=1', 'train.batch_size=8', 'train.device=cpu',
+            'images.transform=minmax']
+    sets = {}
+    for mode in ('training', 'per_tensor'):
+        train(ims, load_config(overrides=tiny + [f'images.transform_stats={mode}']), tmp_path/mode, progress=False)
+        r = run('infer', '--run', str(tmp_path/mode), '--no-recon')
+        assert r.returncode == 0, r.stderr
+        sets[mode] = json.loads((tmp_path/mode/'inference'/'summary.json').read_text())['sets']
+    assert torch.load(tmp_path/'training'/'transform.pt')['stats'] == {'version': 2, 'max': 200.}  # the default: unchanged
+    for s in ('train', 'val', 'kaon'):
+        assert sets['training'][s]['transform'] == {'name': 'minmax', 'statistics': 'training', 'fitted_on': 'the training images (transform.pt)',
+                                                   'values': {'version': 2, 'max': 200.}}
+    assert sets['per_tensor']['kaon']['transform'] == {'name': 'minmax', 'statistics': 'per_tensor', 'fitted_on': 'all 8 kaon images',
+                                                      'values': {'version': 2, 'max': 400.}}
+    assert [sets['per_tensor'][s]['transform']['fitted_on'] for s in ('train', 'val')] == ['all 24 proton images']*2
+    a, b = (apply_transform(x[24:], 'minmax', sets[m]['kaon']['transform']['values']) for m in ('training', 'per_tensor'))
+    assert torch.equal(a, 2*b)  # per_tensor scales the kaons by exactly the factor between the maxima
