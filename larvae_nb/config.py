@@ -127,7 +127,7 @@ class DatasetConfig(Section):
             raise ConfigError(f"{self._where}.chunk_events and workers must be at least 1")
 
 # %% ../nbs/00_config.ipynb #b9e52c68
-Transform = Literal['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', 'clamp99_minmax', # the seed's 12 (SEED_SPEC A.7)
+Transform = Literal['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', 'clamp99_minmax', # the seed's 12 (the seed's `src/transforms.py`)
                     'tanh100', 'tanh500', 'mpv_linear', 'mpv_tanh', 'hill_mpv',
                     'minmax_larvae', 'log1p_minmax_larvae', 'clamp99_minmax_larvae', # larvae_nb's variants (09_images)
                     'mpv_linear_larvae', 'mpv_tanh_larvae', 'hill_mpv_larvae']
@@ -147,7 +147,7 @@ class ImageConfig(Section):
     antialias:bool = True # widen the bilinear kernel when shrinking; False: plain bilinear sampling (the seed)
     output_hw:int = 48 # output images are output_hw x output_hw
     transform:Transform = 'log1p' # applied at training time
-    transform_stats:TransformStats = 'training' # FITTED_TRANSFORMS' statistics: fitted once on the training images; per_tensor: refitted on all images of each sample, at training and again at inference (the seed, SEED_SPEC G.11)
+    transform_stats:TransformStats = 'training' # FITTED_TRANSFORMS' statistics: fitted once on the training images; per_tensor: refitted on all images of each sample, at training and again at inference (the seed's `prepare_images`)
     device:Device = 'auto'
     batch_size:int = 1024 # tracks per batched resize (fewer when their canvases would exceed 128 MB)
 

@@ -333,7 +333,7 @@ def apply_transform(x:torch.Tensor, # (N, 2, H, W) raw ADC
     if name == 'cbrt': return x.pow(1/3)
     if name == 'tanh100': return torch.tanh(x/100)
     if name == 'tanh500': return torch.tanh(x/500)
-    # the seed's (SEED_SPEC A.7): one statistic over all pixels of both planes, or the constants 483 / 247
+    # the seed's (the seed's `src/transforms.py`): one statistic over all pixels of both planes, or the constants 483 / 247
     if name == 'minmax': return x/(s + 1e-8)
     if name == 'log1p_minmax': return torch.log1p(x)/(torch.log1p(s) + 1e-8)
     if name == 'clamp99_minmax': return torch.minimum(x, s)/(s + 1e-8)  # x >= 0 here, so this is clamp(x, 0, q)
@@ -360,7 +360,7 @@ def sample_stats(x:torch.Tensor, # (N, 2, H, W) raw ADC
                  samples, # (N,) the sample label of each image
                  name:Transform, # the transform
                 )->dict:
-    "The seed's statistics (SEED_SPEC A.6, G.11): `fit_transform` on all images of each sample, {sample: statistics} in order of appearance."
+    "The seed's statistics (the seed's `src/transforms.py: prepare_images`): `fit_transform` on all images of each sample, {sample: statistics} in order of appearance."
     samples = np.asarray(samples).astype(str)
     if len(samples) != len(x): raise LarvaeError(f"sample_stats: {len(x)} images but {len(samples)} sample labels")
     return {s: fit_transform(x[torch.from_numpy(samples == s)], name) for s in dict.fromkeys(samples.tolist())}

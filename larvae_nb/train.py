@@ -352,7 +352,7 @@ def proton_data(imgs:ImageSet, cfg:Config, run_dir:Path, device:str):
     lab = assign_split(keys, training_split(run_dir/SPLIT_FILE, keys, cfg.data))
     tr, va = torch.from_numpy(lab == 'train'), torch.from_numpy(lab == 'val')
     name, path = cfg.images.transform, run_dir/TRANSFORM_FILE
-    if refits(name, cfg.images.transform_stats):  # the seed's G.11 (09_images): each sample's statistic over all its images
+    if refits(name, cfg.images.transform_stats):  # the seed's per-tensor statistics (09_images): each sample's statistic over all its images
         per = load_torch(path, 'transform statistics', keys=('per_sample',))['per_sample'] if path.exists() else sample_stats(x, keys['sample'], name)
         if not path.exists(): save_torch({'transform': name, 'stats': None, 'transform_stats': 'per_tensor', 'per_sample': per}, path)
         xt = transform_by_sample(x, keys['sample'], name, per)

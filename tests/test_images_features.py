@@ -68,7 +68,7 @@ def test_bad_feature_option_is_one_line(override, says, dataset, tmp_path):
 
 
 def test_seed_known_answers():
-    "SEED_SPEC B.3: the seed's own values on its 12 x 6 test crop, every feature, to the six figures quoted."
+    "The seed's own values on its 12 x 6 test crop, every feature, to the six figures quoted."
     from larvae_nb.seed_features import SEED_FEATURES, SEED_KNOWN_ANSWERS, seed_features, seed_test_vector
     I, c = seed_test_vector()
     assert set(SEED_KNOWN_ANSWERS) == set(SEED_FEATURES)
@@ -112,7 +112,7 @@ def test_corrupt_tracks_is_one_line(cmd, tmp_path):
     one_line_error(run(cmd, '--dataset', str(tmp_path), '--out', str(tmp_path/'o')), 'not a readable Parquet file')
 
 
-# The seed's images (SEED_SPEC A.2-A.4), against a direct implementation written here from the spec:
+# The seed's images (the seed's `src/images.py`), against a direct implementation written here from the spec:
 # last 50 wires, 51 x 1502 canvas, top aligned, x0 = max(0, min(751 - v, 1502 - w)), then plain bilinear
 # sampling with half-pixel centres, every weight spelled out.
 SEED = dict(n_wires=50, canvas_wires=51, canvas_ticks=1502, wire_align='top', antialias=False)
@@ -205,10 +205,10 @@ def test_seed_settings_through_the_command(dataset, tmp_path):
                    'images.canvas_wires=49 is below n_wires=50')
 
 
-# Intensity transforms: the seed's six under the seed's names (SEED_SPEC A.7), larvae_nb's under `_larvae` names.
+# Intensity transforms: the seed's six under the seed's names (the seed's `src/transforms.py`), larvae_nb's under `_larvae` names.
 
 SEED_TWELVE = ['none', 'log1p', 'sqrt', 'cbrt', 'minmax', 'log1p_minmax', 'clamp99_minmax', 'tanh100', 'tanh500',
-               'mpv_linear', 'mpv_tanh', 'hill_mpv']  # SEED_SPEC A.7, in its order
+               'mpv_linear', 'mpv_tanh', 'hill_mpv']  # the seed's `apply_transform`, in its order
 
 
 def test_transform_names_seed_first_variants_renamed():
@@ -274,7 +274,7 @@ def test_run_from_before_the_rename_is_refused(tmp_path):
     one_line_error(run('infer', '--run', str(run_dir), '--no-recon'), "'mpv_tanh'", "now 'mpv_tanh_larvae'", 'retrain with images.transform=mpv_tanh_larvae')
 
 
-# Where the transform statistics come from: images.transform_stats (SEED_SPEC G.11; 09_images).
+# Where the transform statistics come from: images.transform_stats (the seed's per-tensor statistics; 09_images).
 
 def test_transform_stats_unknown_value_is_refused_in_one_line(dataset, tmp_path):
     one_line_error(run('images', '--dataset', str(dataset), '--out', str(tmp_path), 'images.transform_stats=per_image'),
