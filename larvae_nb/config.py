@@ -270,6 +270,11 @@ class DataConfig(Section):
     pool_per_species:int|None = None # balanced: the seed's --pool-per-species P (with train_frac); the rest of each species is held out
     train_frac:float|None = None # balanced with pool_per_species: round(P x train_frac) train, the rest of the pool val
 
+    @property
+    def per_species(self)->bool:
+        "True when inference names the trained sets `<species>_train` / `<species>_val` (several species or a balanced split), not `train` / `val` (12_inference)."
+        return self.balanced or list(self.species) != ['proton']
+
     def check(self):
         if not 0 < self.val_split < 1: raise ConfigError(f"{self._name('val_split')}={self.val_split} must lie in (0, 1)")
         if not self.species or len(set(self.species)) != len(self.species):
