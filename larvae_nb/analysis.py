@@ -34,16 +34,29 @@ from .label_efficiency import run_label_efficiency
 # %% auto #0
 __all__ = ['ANALYSIS_JOBS', 'SPLIT_SAMPLE', 'OPTIONAL_SPLITS', 'CORE_SAMPLES', 'REFERENCE_COLUMN', 'SCORE_COLUMN_NAMES',
            'BASELINE_COLUMN_NAMES', 'BEAM_COLUMN_NAMES', 'TRUTH_FIX', 'RECON_FIELDS', 'INPUTS', 'ANALYSIS_TABLE',
-           'ANALYSES', 'ON_REQUEST', 'ROLE_LABELS', 'read_table', 'read_scores', 'resolve_loader', 'load_latents',
-           'hardest_images', 'join_cnn', 'seed_arrays', 'save_outputs', 'run_decoder', 'Analysis', 'analysis_table',
-           'AnalysisInputs', 'sample_view', 'check_analyses', 'plan_analyses', 'run_analysis', 'per_track_truth',
-           'analyse', 'summary', 'analyse_cmd']
+           'ANALYSES', 'ON_REQUEST', 'ROLE_LABELS', 'split_sample', 'run_sets', 'read_table', 'read_scores',
+           'resolve_loader', 'recording', 'load_latents', 'hardest_images', 'join_cnn', 'seed_arrays', 'save_outputs',
+           'run_decoder', 'Analysis', 'analysis_table', 'AnalysisInputs', 'sample_view', 'check_analyses',
+           'plan_analyses', 'sets_used', 'run_analysis', 'per_track_truth', 'analyse', 'summary', 'analyse_cmd']
 
 # %% ../nbs/14c_analysis.ipynb #78113c14
 ANALYSIS_JOBS = 2  # worker processes for the cross-validated fits of `analyse` (each fit is seeded: any number gives the same numbers)
-SPLIT_SAMPLE = {'train': 'proton', 'val': 'proton', 'kaon': 'kaon', 'mip': 'mip'}  # sample of each inference split
-OPTIONAL_SPLITS = ('mip',)  # inference splits `analyse` loads when the run has them (the MIP sample of the simulation)
+SPLIT_SAMPLE = {'train': 'proton', 'val': 'proton', 'kaon': 'kaon', 'mip': 'mip'}  # sample of each inference split of a proton-only run
+OPTIONAL_SPLITS = ('mip',)  # samples whose inference set `analyse` loads when the run has it (the MIP sample of the simulation)
 CORE_SAMPLES = ('proton', 'kaon')  # the samples of the two-class analyses (probes, correlations, PID tables)
+
+def split_sample(split:str)->str:
+    "The sample of an inference set: `SPLIT_SAMPLE`'s, or `<species>` of a several-species run's `<species>_train` / `<species>_val`."
+    return SPLIT_SAMPLE.get(split) or re.sub(r'_(train|val)$', '', split)
+
+def run_sets(run_dir)->dict:
+    "The inference set `analyse` reads for each sample ('analysed': validation tracks of a trained sample, all tracks of another) and each trained sample's training set ('training'), from the run's config."
+    rc = RunDir(run_dir).config
+    dc = load_config(rc).data if rc.is_file() else None
+    if dc is None or not dc.per_species: return {'analysed': {'proton': 'val', 'kaon': 'kaon', 'mip': 'mip'}, 'training': {'proton': 'train'}}
+    samples = dict.fromkeys([*CORE_SAMPLES, *OPTIONAL_SPLITS, *dc.species])  # set names of 12_inference's `set_labels`
+    return {'analysed': {s: f'{s}_val' if s in dc.species else s for s in samples}, 'training': {s: f'{s}_train' for s in dc.species}}
+
 REFERENCE_COLUMN = 'particle_hypothesis'  # chi2 hypothesis from 07_chi2: 0 kaon, 1 proton
 
 def read_table(path, # a Parquet or CSV file
@@ -89,22 +102,33 @@ def resolve_loader(loader:Callable|None)->Callable:
     except ImportError as e: raise LarvaeError(f"larvae_nb.inference is not available ({e}); run `larvae infer` with a full install") from None
     return load_inference
 
+def recording(loader:Callable|None, reads:list)->Callable:
+    "The inference loader (`resolve_loader`), appending the name of every set it returns to `reads`."
+    def load(run_dir, split):
+        out = resolve_loader(loader)(run_dir, split)
+        reads.append(split)
+        return out
+    return load
+
 # %% ../nbs/14c_analysis.ipynb #2e0cb4d5
 def _latent_split(run_dir, sp:str, out)->pd.DataFrame:
     "The keyed latents (and reconstruction error) of one inference output."
     keys, mu = _field(out, 'keys'), _field(out, 'mu')
     if keys is None or mu is None: raise LarvaeError(f"{run_dir}: inference output {sp!r} lacks keys or mu; rerun `larvae infer`")
     f = latent_frame(pd.DataFrame(keys), np.asarray(mu))
-    if 'sample' not in f: f['sample'] = SPLIT_SAMPLE.get(sp, sp)
+    if 'sample' not in f: f['sample'] = split_sample(sp)
     err = _field(out, 'recon_error')
     if err is not None: f['recon_error'] = np.asarray(err, float)
     return f.assign(split=sp)
 
-def load_latents(run_dir, splits=('val', 'kaon'), loader:Callable|None=None,
-                 optional=OPTIONAL_SPLITS, # splits added when the run has them (a loader error or no rows: left out)
+def load_latents(run_dir, splits=None, # the sets to load; None: `run_sets`' analysed sets of `CORE_SAMPLES` (val and kaon, or proton_val and kaon_val)
+                 loader:Callable|None=None,
+                 optional=None, # sets added when the run has them (a loader error or no rows: left out); None: the analysed sets of the other samples
                 )->pd.DataFrame:
     "Keyed latents (and reconstruction error) of the given inference splits of a run, and of the optional ones it has."
-    loader = resolve_loader(loader)
+    loader, sets = resolve_loader(loader), run_sets(run_dir)['analysed']
+    if splits is None: splits = tuple(sets[s] for s in CORE_SAMPLES)
+    if optional is None: optional = tuple(v for s, v in sets.items() if s not in CORE_SAMPLES)
     frames = [_latent_split(run_dir, sp, loader(run_dir, sp)) for sp in splits]
     for sp in (s for s in optional if s not in splits):
         try: out = loader(run_dir, sp)
@@ -226,11 +250,14 @@ class AnalysisInputs:
     images:object=None # the run's images (ImageSet or images.pt) for the analyses that train a CNN; None: the file the run's history names
     arrays:dict=field(default_factory=dict) # per-track scores left by the analyses that ran
     results:dict=field(default_factory=dict) # analysis name -> its numbers, once it ran
+    sets:dict|None=None # `run_sets` of the run: the inference set of each sample, and the training sets; None: read from run_dir
+    reads:list=field(default_factory=list) # the inference sets `loader` returned, in order (`recording`)
 
     mask:np.ndarray|None=None # (n of the full tracks,) bool: the rows of this view (None: all of them)
     parent:AnalysisInputs|None=None # the full inputs of a view, for samples drawn for reference only
 
     def __post_init__(self):
+        self.sets = self.sets or run_sets(self.run_dir)
         self.Z, self.F, self.sample = self.j[latent_columns(self.j)], self.j[feature_columns(self.j)], self.j['sample'].values
         self.is_kaon, self.groups = self.sample == 'kaon', event_groups(self.j)  # folds never split an event
 
@@ -325,6 +352,12 @@ def _missing(i:AnalysisInputs, need:str)->str|None:
     if need in ANALYSIS_TABLE and 'skipped' in i.results[need]: return f'needs the {need} analysis, which was skipped'
     return None
 
+def sets_used(i:AnalysisInputs, name:str, since:int=0)->list[str]:
+    "The inference sets analysis `name` used: those of the tracks of its samples, and those it loaded (`i.reads[since:]`)."
+    s = ANALYSIS_TABLE[name].samples
+    rows = i.j['split'] if s is None else i.j.loc[np.isin(i.sample, list(s)), 'split']
+    return sorted(set(rows) | set(i.reads[since:]))
+
 def run_analysis(i:AnalysisInputs, name:str)->dict:
     "Run one analysis of `ANALYSIS_TABLE`, or record why it is skipped; its numbers go to `i.results`, its arrays to `i.arrays`."
     a = ANALYSIS_TABLE[name]
@@ -395,13 +428,20 @@ def analyse(run_dir, # the training run directory
         truth = per_track_truth(truth, read_truth_tracks(truth_tracks_path, stage1))
     if truth is not None and scores_path is None: warn("truth analysis without a scores table (--scores, the dataset's tracks.parquet): "
                                                        "the chi2 and PIDA methods are left out of the PID table")
+    reads = []; loader = recording(loader, reads)  # notes every inference set read, for metrics['sets']
     j = subset_tracks(_joined_tracks(run_dir, features_path, loader, scores_path, cnn_path, all_scores=truth is not None), cfg.subset)
-    i = AnalysisInputs(j, cfg, run_dir, loader, decode, categories, truth, str(truth_path), n_jobs)
+    i = AnalysisInputs(j, cfg, run_dir, loader, decode, categories, truth, str(truth_path), n_jobs, reads=reads)
     i.arrays.update(seed_arrays(run_dir, j, loader))  # a run trained with several seeds: every seed's latents, errors and CNN scores
     metrics, figures = {'join': j.attrs['join'], 'analysis_config': cfg.to_dict()}, {}
+    sets = {'analysed': {s: v for s, v in i.sets['analysed'].items() if (j['split'] == v).any()}, 'n_tracks': {k: int(n) for k, n in j['split'].value_counts().items()}, 'by_analysis': {}}
     for name in plan_analyses(names, missing=() if truth is not None else ('truth_table',)):
+        n0 = len(reads)
         r = run_analysis(i, name)
+        if set(r) - {'skipped'}: sets['by_analysis'][name] = sets_used(i, name, n0)  # it ran (perhaps in part)
         figures.update(r.pop('figures', {})); metrics[name] = r
+    old = json.loads(RunDir(run_dir).metrics.read_text()).get('sets', {}) if RunDir(run_dir).metrics.is_file() else {}
+    sets['by_analysis'] = old.get('by_analysis', {}) | sets['by_analysis']  # the numbers of earlier calls stay in metrics.json, so do their sets
+    metrics['sets'] = sets  # which inference sets the analysed tracks came from, and which each analysis used
     save_outputs(run_dir, metrics, figures)
     return metrics
 

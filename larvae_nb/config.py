@@ -15,12 +15,12 @@ import yaml
 from .base import ConfigError, Section, check_choice, did_you_mean
 
 # %% auto #0
-__all__ = ['Species', 'ClusterAlgorithm', 'Transform', 'FITTED_TRANSFORMS', 'TransformStats', 'Device', 'WireAlign', 'Activation',
-           'FeatureSet', 'Study', 'STUDIES', 'PROFILES', 'SEED_FLAGS', 'TRAINING_SECTIONS', 'SimConfig',
-           'ClusterConfig', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig', 'ImageConfig', 'ModelConfig',
-           'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig', 'AnalysisConfig', 'FeatureConfig',
-           'Config', 'default_config_path', 'apply_override', 'flag_overrides', 'load_config', 'config_hash',
-           'training_hash']
+__all__ = ['Species', 'ClusterAlgorithm', 'SAMPLE_CUT_KEYS', 'Transform', 'FITTED_TRANSFORMS', 'TransformStats', 'Device',
+           'WireAlign', 'Activation', 'FeatureSet', 'Study', 'STUDIES', 'PROFILES', 'SEED_FLAGS', 'TRAINING_SECTIONS',
+           'SimConfig', 'ClusterConfig', 'SampleCuts', 'CutConfig', 'MatchConfig', 'Chi2Config', 'DatasetConfig',
+           'ImageConfig', 'ModelConfig', 'OptimizerConfig', 'TrainConfig', 'ClassifierConfig', 'DataConfig',
+           'AnalysisConfig', 'FeatureConfig', 'Config', 'default_config_path', 'apply_override', 'flag_overrides',
+           'load_config', 'config_hash', 'training_hash']
 
 # %% ../nbs/00_config.ipynb #0093758c
 Species = Literal['proton', 'kaon', 'pion', 'muon']
@@ -72,6 +72,15 @@ class ClusterConfig(Section):
         if not 0 < self.seed_ratio <= 1: raise ConfigError(f"{self._name('seed_ratio')} must lie in (0, 1]")
 
 # %% ../nbs/00_config.ipynb #2ddfe39b
+SAMPLE_CUT_KEYS = ('height_lower', 'height_upper', 'max_width') # the cut windows a sample may set for itself
+
+@dataclass
+class SampleCuts(Section):
+    "One sample's own cut windows (see 05_cuts); null keeps the shared value of `CutConfig`."
+    height_lower:int|None = None # keep lower < wire span < upper [wires]
+    height_upper:int|None = None
+    max_width:int|None = None # image cut: tick span below this on both planes [ticks]
+
 @dataclass
 class CutConfig(Section):
     "Cluster, image and reco-track quality cuts (see 05_cuts); defaults are the seed study's."
@@ -84,10 +93,18 @@ class CutConfig(Section):
     induction_tick_window:tuple[float, float] = (786, 1794)
     max_width:int = 1500 # image cut: tick span must be below this [ticks]
     max_dedx:float = 100. # reco hits above this are dropped [MeV/cm]
+    samples:dict[str, SampleCuts] = field(default_factory=lambda: {'mip': SampleCuts(175, 10_000_000, 473)}) # a sample's own windows, by manifest sample name: the seed's MIPs cross the TPC
+
+    def window(self, sample:str|None=None)->tuple[int, int, int]:
+        "(height_lower, height_upper, max_width) of `sample`: its `samples` entry over the shared values."
+        own = self.samples.get(sample)
+        return tuple(getattr(self, k) if own is None or getattr(own, k) is None else getattr(own, k) for k in SAMPLE_CUT_KEYS)
 
     def check(self):
-        if not 0 <= self.height_lower < self.height_upper:
-            raise ConfigError(f"{self._name('height_lower')} must be below {self._name('height_upper')}")
+        for s in [None, *self.samples]:  # each sample's windows, its unset values taken from the shared ones
+            (lo, hi, w), at = self.window(s), (lambda k, s=s: self._name(k if s is None else f'samples.{s}.{k}'))
+            if not 0 <= lo < hi: raise ConfigError(f"{at('height_lower')}={lo} must be >= 0 and below {at('height_upper')}={hi}")
+            if w < 1: raise ConfigError(f"{at('max_width')}={w} must be at least 1 tick")
         for k in ('collection_wire_window', 'collection_tick_window', 'induction_wire_window', 'induction_tick_window'):
             lo, hi = getattr(self, k)
             if lo >= hi: raise ConfigError(f"{self._name(k)}={[lo, hi]} must be [low, high] with low < high")
@@ -256,6 +273,11 @@ class DataConfig(Section):
     n_train:int|None = None # balanced: total training tracks (the seed's --n-train); None: species x floor((1 - val_split) x smallest)
     pool_per_species:int|None = None # balanced: the seed's --pool-per-species P (with train_frac); the rest of each species is held out
     train_frac:float|None = None # balanced with pool_per_species: round(P x train_frac) train, the rest of the pool val
+
+    @property
+    def per_species(self)->bool:
+        "True when inference names the trained sets `<species>_train` / `<species>_val` (several species or a balanced split), not `train` / `val` (12_inference)."
+        return self.balanced or list(self.species) != ['proton']
 
     def check(self):
         if not 0 < self.val_split < 1: raise ConfigError(f"{self._name('val_split')}={self.val_split} must lie in (0, 1)")

@@ -16,7 +16,8 @@ from .run import atomic_path
 from .clustering import PLANES, clusters_frame
 
 # %% auto #0
-__all__ = ['IMAGE_CUTS', 'degenerate_profile', 'cluster_cuts', 'image_cuts', 'parse_hits', 'reco_track_cuts', 'CutFlow']
+__all__ = ['IMAGE_CUTS', 'degenerate_profile', 'sample_windows', 'cluster_cuts', 'image_cuts', 'parse_hits', 'reco_track_cuts',
+           'CutFlow']
 
 # %% ../nbs/05_cuts.ipynb #c2201721
 def _need(df:pd.DataFrame, cols, what:str):
@@ -44,11 +45,19 @@ def _inside(x, window)->np.ndarray:
     lo, hi = window
     return (x > lo) & (x < hi)
 
+def sample_windows(df:pd.DataFrame, # clusters or tracks; a `sample` column picks each row's windows
+                   cfg:CutConfig)->np.ndarray:
+    "(3, n): each row's height_lower, height_upper and max_width, its sample's (`CutConfig.window`); the shared ones without a `sample` column."
+    s = df['sample'].astype(str).to_numpy() if 'sample' in df else np.full(len(df), '')
+    out = np.empty((len(df), 3), np.float64)
+    for name in dict.fromkeys(s): out[s == name] = cfg.window(name)
+    return out.T
+
 # %% ../nbs/05_cuts.ipynb #2dfc72ec
 def cluster_cuts(clusters, # cluster records: a list of dicts or a DataFrame (04_clustering)
                  cfg:CutConfig, # cut settings
                 )->tuple[pd.DataFrame, dict]:
-    "Clusters passing the height, profile and fiducial cuts, and the number removed by each."
+    "Clusters passing the height (their sample's window), profile and fiducial cuts, and the number removed by each."
     df = clusters if isinstance(clusters, pd.DataFrame) else clusters_frame(clusters)
     _need(df, ('plane', 'height', 'wire_min', 'entry_tick', 'column_maxes'), 'cluster table')
     bad = sorted(set(df['plane']) - set(PLANES))
@@ -57,8 +66,8 @@ def cluster_cuts(clusters, # cluster records: a list of dicts or a DataFrame (04
     h, w, t = (df[c].to_numpy(np.float64) for c in ('height', 'wire_min', 'entry_tick'))
     wire_ok = np.where(col, _inside(w, cfg.collection_wire_window), _inside(w, cfg.induction_wire_window))
     tick_ok = np.where(col, _inside(t, cfg.collection_tick_window), _inside(t, cfg.induction_tick_window))
-    fid = not cfg.fiducial
-    keep, reasons = _first_failure({'height': (h > cfg.height_lower) & (h < cfg.height_upper),
+    fid, (lo, hi, _) = not cfg.fiducial, sample_windows(df, cfg)
+    keep, reasons = _first_failure({'height': (h > lo) & (h < hi),
                                     'profile': [not degenerate_profile(c) for c in df['column_maxes']],
                                     'fiducial_wire': wire_ok | fid, 'fiducial_tick': tick_ok | fid}, len(df))
     return df[keep].reset_index(drop=True), reasons
@@ -69,9 +78,10 @@ IMAGE_CUTS = ('col_width', 'ind_width')
 def image_cuts(tracks:pd.DataFrame, # matched tracks with col_width and ind_width [ticks]
                cfg:CutConfig, # cut settings
               )->tuple[pd.DataFrame, dict]:
-    "Tracks whose clusters on both planes are narrower than `max_width` ticks, and the number removed."
+    "Tracks whose clusters on both planes are narrower than their sample's `max_width` ticks, and the number removed."
     _need(tracks, IMAGE_CUTS, 'track table')
-    keep, reasons = _first_failure({c: tracks[c].to_numpy() < cfg.max_width for c in IMAGE_CUTS}, len(tracks))
+    w = sample_windows(tracks, cfg)[2]
+    keep, reasons = _first_failure({c: tracks[c].to_numpy() < w for c in IMAGE_CUTS}, len(tracks))
     return tracks[keep].reset_index(drop=True), reasons
 
 # %% ../nbs/05_cuts.ipynb #195364a4

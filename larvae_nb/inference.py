@@ -106,7 +106,7 @@ def set_labels(keys:pd.DataFrame, # image keys with `sample`
     trained = keys['sample'].isin(dc.species).to_numpy()
     lab = np.full(len(keys), '', dtype=object)
     lab[trained] = assign_split(keys[trained], training_split(Path(run_dir)/SPLIT_FILE, keys[trained], dc))
-    per_species = dc.balanced or list(dc.species) != ['proton']
+    per_species = dc.per_species
     names = [f'{s}_{p}' for s in dc.species for p in SPLIT_LABELS] if per_species else ['train', 'val']
     if per_species: lab[trained] = keys['sample'][trained].to_numpy().astype(str) + '_' + lab[trained].astype(str)
     others = sorted(set(keys['sample'][~trained]))

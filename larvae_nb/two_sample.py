@@ -5,7 +5,6 @@
 # %% ../nbs/14f_two_sample.ipynb #ed8f369e
 from __future__ import annotations
 import numpy as np
-import pandas as pd
 from scipy.stats import ks_2samp
 from sklearn.model_selection import StratifiedKFold
 
@@ -117,15 +116,18 @@ def compare(A:np.ndarray, B:np.ndarray, n_perm:int=999, n_null:int=99, classifie
             'verdict': verdict(e['p'], c[classifiers[0]])}
 
 def run_two_sample(i)->dict:
-    "Train-vs-validation tests per trained species (and pooled when several), on the run's inference splits."
-    from larvae_nb.analysis import resolve_loader
-    try: tr = resolve_loader(i.loader)(i.run_dir, 'train')
-    except LarvaeError as e: return {'skipped': f'no training latents: {str(e).splitlines()[0]}'}
-    get = (lambda o, k: o.get(k) if isinstance(o, dict) else getattr(o, k, None))
-    A, sa = np.asarray(get(tr, 'mu'), float), np.asarray(pd.DataFrame(get(tr, 'keys'))['sample'])
-    val = (i.j['split'] == 'val').values; B, sb = i.Z.values[val], i.sample[val]
+    "Train-vs-validation tests per trained species (and pooled when several): each species' training set against its validation tracks."
+    from larvae_nb.analysis import resolve_loader, run_sets
+    sets, get = getattr(i, 'sets', None) or run_sets(i.run_dir), (lambda o, k: o.get(k) if isinstance(o, dict) else getattr(o, k, None))
+    A, sa = [], []
+    for s, name in sets['training'].items():  # 'train' of a proton-only run; <species>_train of a run trained on several
+        try: tr = resolve_loader(i.loader)(i.run_dir, name)
+        except LarvaeError as e: return {'skipped': f'no training latents: {str(e).splitlines()[0]}'}
+        A.append(np.asarray(get(tr, 'mu'), float)); sa += [s] * len(A[-1])
+    A, sa = np.concatenate(A), np.array(sa, dtype=object)
+    val = i.j['split'].isin([sets['analysed'][s] for s in sets['training']]).values; B, sb = i.Z.values[val], i.sample[val]
     c = i.cfg; kw = dict(n_perm=c.two_sample_permutations, n_null=c.two_sample_nulls, classifiers=tuple(c.two_sample_classifiers), seed=c.seed)
-    groups = {str(s): (A[sa == s], B[sb == s]) for s in np.unique(sa)}
+    groups = {s: (A[sa == s], B[sb == s]) for s in sets['training']}
     if len(groups) > 1: groups['combined'] = (A, B[np.isin(sb, list(groups))])
     out = {}
     for name, (a, b) in groups.items():

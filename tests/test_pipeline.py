@@ -135,3 +135,28 @@ def test_two_training_seeds_each_train_infer_classify_and_reach_the_table(tmp_pa
     assert table['latent logistic probe']['seeds'] == ['VAE 0 + probe 0', 'VAE 1 + probe 1', 'VAE 0 + probe 2']
     log = larvae('pipeline', '--quick', '--out', out, '--until', 'analyse', '--no-progress', 'train.seeds=[0, 1]').stdout
     for s in STAGES[:-1]: assert f'[{s:>9}] unchanged, skipped' in log, (s, log)
+
+
+def test_an_all_species_run_analyses_the_validation_tracks_of_every_species(tmp_path):
+    # data.species=[proton, kaon, mip] with the balanced split (the seed's all-species model): inference writes
+    # <species>_train / <species>_val; the analyses take <species>_val of every species and never a training set (but the
+    # train-vs-validation test, whose subject it is), reach the truth table and name the sets in metrics.json
+    import pandas as pd
+    out = tmp_path/'out'
+    larvae('pipeline', '--quick', '--out', out, '--until', 'analyse', '--no-progress', 'data.species=[proton, kaon, mip]', 'data.balanced=true',
+           'data.n_train=30', 'sim.n_mips=60', 'analysis.analyses=[logistic, two_sample, truth]')  # 10 training tracks per species
+    run = out/json.loads((out/'pipeline.json').read_text())['run']
+    split = pd.read_parquet(run/'split.parquet')
+    assert split[split['split'] == 'train'].groupby('sample').size().to_dict() == {'kaon': 10, 'mip': 10, 'proton': 10}
+    m = json.loads((run/'metrics.json').read_text())
+    sets = m['sets']
+    assert sets['analysed'] == {'proton': 'proton_val', 'kaon': 'kaon_val', 'mip': 'mip_val'}
+    val = split[split['split'] == 'val'].groupby('sample').size()
+    assert sets['n_tracks'] == {f'{s}_val': int(n) for s, n in val.items()}, (sets['n_tracks'], val)
+    assert sorted(sets['by_analysis']) == ['logistic', 'separation', 'truth', 'two_sample']
+    for name, used in sets['by_analysis'].items():
+        if name != 'two_sample': assert used == ['kaon_val', 'proton_val'], (name, used)  # the two-class analyses: no MIPs, no training set
+    assert sets['by_analysis']['two_sample'] == sorted(f'{s}_{p}' for s in ('proton', 'kaon', 'mip') for p in ('train', 'val'))
+    assert list(m['two_sample']) == ['proton', 'kaon', 'mip', 'combined'] and m['two_sample']['mip']['n_train'] == 10
+    assert {c['split'] for c in m['logistic']['hardest_keys']} <= {'proton_val', 'kaon_val'}
+    assert 0.0 <= m['truth']['table']['latent logistic probe']['auc'] <= 1.0 and m['truth']['n_events'] <= val['proton'] + val['kaon']
