@@ -80,7 +80,7 @@ def test_seed_known_answers():
 
 
 def test_seed_nan_rules_counted():
-    "The seed's NaN/inf rules (B.2) give NaN where it does, and each one is counted."
+    "The seed's NaN/inf rules (its src/features/) give NaN where it does, and each one is counted."
     from collections import Counter
     from larvae_nb.features import FEATURE_SETS, track_features
     from larvae_nb.config import FeatureConfig
@@ -224,7 +224,7 @@ def test_transform_names_seed_first_variants_renamed():
 
 
 def test_seed_transforms_known_answers():
-    "Two 1x2 images (collection [0, 483], [966, 161]; induction [247, 0], [494, 741]), computed by hand from A.7."
+    "Two 1x2 images (collection [0, 483], [966, 161]; induction [247, 0], [494, 741]), computed by hand from the seed's formulas."
     import torch
     from larvae_nb.images import apply_transform, fit_transform
     x = torch.tensor([[[[0., 483.]], [[247., 0.]]], [[[966., 161.]], [[494., 741.]]]])
@@ -244,7 +244,7 @@ def test_seed_transforms_known_answers():
 
 
 def test_seed_quantile_beyond_torch_limit():
-    "The seed's clamp99_minmax fails above 2**24 elements (A.7); the same quantile here has no limit and equals torch's below it."
+    "The seed's clamp99_minmax fails above 2**24 elements; the same quantile here has no limit and equals torch's below it."
     import torch
     from larvae_nb.images import seed_quantile
     v = torch.rand(10_001, generator=torch.Generator().manual_seed(3))
