@@ -77,11 +77,12 @@ def follow_track(image_intensity:np.ndarray, # (wires, ticks) ADC crop, zero out
     q = cs[w, b] - cs[w, a]; centre = (ct[w, b] - ct[w, a]) / q
     first = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])  # each wire's first pulse
     last = np.r_[first[1:], len(w)]
-    out, prev = np.zeros_like(img), None
-    for i, j in zip(first.tolist(), last.tolist()):
-        k = i if j - i == 1 else i + int(np.argmax(q[i:j]) if prev is None else np.argmin(np.abs(centre[i:j] - prev)))
-        out[w[k], a[k]:b[k]] = img[w[k], a[k]:b[k]]; prev = centre[k]
-    return out
+    pick = first.copy()  # a wire with one pulse keeps it; only wires with several need the previous wire's choice
+    for g in np.flatnonzero(last - first > 1).tolist():
+        i, j = first[g], last[g]
+        pick[g] = i + int(np.argmax(q[i:j]) if g == 0 else np.argmin(np.abs(centre[i:j] - centre[pick[g - 1]])))
+    edge = np.zeros((nw, nt + 1), np.int8); edge[w[pick], a[pick]] = 1; edge[w[pick], b[pick]] = -1
+    return np.where(np.cumsum(edge, axis=1)[:, :nt] > 0, img, 0.)  # the kept pulses' ticks
 
 # %% ../nbs/07a_calorimetry.ipynb #6bd7cad6
 def stopping_wire(charge:np.ndarray, # charge per wire, entry first
@@ -194,6 +195,7 @@ def fit_calibration(images, # collection crops of stopping protons, each (wires,
 def batch_calorimetry(images, # sequence of (wires, ticks) collection crops, row 0 = entry wire
                       tick_min=None, # per-crop absolute first tick (needed with lifetime_us), or None
                       lifetime_us=None, # electron lifetime [us]: one value, one per crop, or None (no correction)
+                      jagged:bool=True, # False: lists of numpy arrays, one per crop (no awkward round trip)
                       **kw, # calib, model, wire_spacing_cm, follow, stop, ... of cluster_calorimetry
                      )->tuple[ak.Array, ak.Array]:
     "Residual range [cm] and dE/dx [MeV/cm] per wire of many clusters, as jagged arrays like trkrr, trkdedx."
@@ -202,6 +204,7 @@ def batch_calorimetry(images, # sequence of (wires, ticks) collection crops, row
         try: r, d = cluster_calorimetry(im, **kw, **extra)
         except LarvaeError as e: raise LarvaeError(f"cluster {i}: {e}") from None
         rr.append(r); dedx.append(d)
+    if not jagged: return rr, dedx
     counts = np.fromiter(map(len, rr), dtype=np.int64, count=len(rr))
     flat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)
     return ak.unflatten(flat(rr), counts), ak.unflatten(flat(dedx), counts)

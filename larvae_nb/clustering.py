@@ -9,8 +9,6 @@ from typing import get_args
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from .config import ClusterConfig, ClusterAlgorithm
 from .base import LarvaeError, ConfigError, check_choice
@@ -70,36 +68,71 @@ def toy_plane(tracks:list, # `ToyTrack`s to draw
     return plane
 
 # %% ../nbs/04_clustering.ipynb #38744c7e
-_FORWARD = {1: ((0, 1), (1, 0)), 2: ((0, 1), (1, -1), (1, 0), (1, 1))} # (wire, tick) steps to later neighbours
+def _levels(planes:np.ndarray, # (n_events, wires, ticks) [ADC]
+            levels:np.ndarray, # (n_events,) per-event level [ADC]; compared as float32
+           )->np.ndarray:
+    "The levels to compare `planes` with, with the same outcome as float32 levels: integer floors for integer planes (a whole x > lv exactly when x > floor(lv))."
+    lv = np.asarray(levels, np.float32)
+    if planes.dtype.kind in 'iu':
+        info, fl = np.iinfo(planes.dtype), np.floor(lv)
+        if np.isfinite(lv).all() and (fl >= info.min).all() and (fl <= info.max).all(): return fl.astype(planes.dtype)
+    return lv
+
+def _above(planes:np.ndarray, levels:np.ndarray)->np.ndarray:
+    "Sorted raster indices of the pixels strictly above their event's float32 level, one event at a time (its mask stays in cache)."
+    lv, S = _levels(planes, levels), int(np.prod(planes.shape[1:]))
+    mask = np.empty(planes.shape[1:], bool)
+    return np.concatenate([np.flatnonzero(np.greater(p, v, out=mask)) + e*S for e, (p, v) in enumerate(zip(planes, lv))] or [np.zeros(0, np.int64)])
+
+def _peaks(planes:np.ndarray)->np.ndarray:
+    "Each event's maximum ADC, as a float32 plane of the same values gives it (float32 for integer planes)."
+    m = planes.max(axis=(1, 2))
+    return m.astype(np.float32) if m.dtype.kind in 'iu' else m
+
 
 # %% ../nbs/04_clustering.ipynb #61b826e4
-def _components(planes:np.ndarray, # (n_events, wires, ticks) [ADC]
+def _join(n:int, # nodes
+          src:np.ndarray, dst:np.ndarray, # edges
+         )->np.ndarray:
+    "The connected component of each node, numbered 0, 1, ... in the order of each component's smallest node."
+    parent = np.arange(n)  # union-find: every root is its component's smallest node
+    while True:
+        ru, rv = parent[src], parent[dst]
+        hook = ru != rv
+        if not hook.any(): return np.unique(parent, return_inverse=True)[1].astype(np.int64)
+        np.minimum.at(parent, np.maximum(ru, rv)[hook], np.minimum(ru, rv)[hook])  # the larger root joins the smaller
+        while not np.array_equal(up := parent[parent], parent): parent = up  # every node points at its root again
+
+def _components(planes:np.ndarray, # (n_events, wires, ticks) [ADC], float or integer
                 levels:np.ndarray, # (n_events,) per-event level; pixels strictly above it are kept [ADC]
                 connectivity:int, # 1: 4-neighbour, 2: 8-neighbour
                )->dict:
     "The pixels above each event's level, labelled by connected region and sorted by label."
     n, W, T = planes.shape
-    idx = np.flatnonzero(planes > np.asarray(levels, np.float32)[:, None, None])  # sorted raster indices
+    idx = _above(planes, levels)  # sorted raster indices
     N = len(idx)
     ev, w, t = np.unravel_index(idx, planes.shape)
-    src, dst = [], []
-    for dw, dt in _FORWARD[connectivity]:
-        s = np.flatnonzero((w + dw < W) & (t + dt >= 0) & (t + dt < T))
-        target = idx[s] + dw*T + dt
-        pos = np.minimum(np.searchsorted(idx, target), max(N - 1, 0))
-        hit = idx[pos] == target if N else np.zeros(0, bool)
-        src.append(s[hit]); dst.append(pos[hit])
-    src, dst = np.concatenate(src), np.concatenate(dst)
-    graph = sparse.csr_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(N, N))
-    n_lab, lab = connected_components(graph, directed=False)
-    first = np.full(n_lab, N); np.minimum.at(first, lab, np.arange(N))
-    rank = np.empty(n_lab, np.int64); rank[np.argsort(first)] = np.arange(n_lab)
-    lab = rank[lab]  # raster order of each region's first pixel
+    row = idx // T  # event × wires + wire
+    new = np.ones(N, bool); new[1:] = (idx[1:] != idx[:-1] + 1) | (row[1:] != row[:-1])
+    rs = np.flatnonzero(new)  # first pixel of each run (consecutive ticks of one wire)
+    length = np.diff(np.append(rs, N))
+    rrow, ra = row[rs], t[rs]; rb = ra + length - 1  # each run's wire row and first and last tick
+    K, d = T + 2, connectivity - 1  # (row, tick) as one sortable number; d: ticks a diagonal neighbour may be off
+    lo = np.searchsorted(rrow*K + rb, (rrow + 1)*K + ra - d, 'left')  # first run of the next row ending at or after ra - d
+    hi = np.searchsorted(rrow*K + ra, (rrow + 1)*K + rb + d, 'right')  # past the last one starting at or before rb + d
+    cnt = np.where(w[rs] + 1 < W, np.maximum(hi - lo, 0), 0)  # never across an event's last wire
+    src = np.repeat(np.arange(len(rs)), cnt)
+    dst = np.arange(len(src)) - np.repeat(np.cumsum(cnt) - cnt - lo, cnt)
+    run_lab = _join(len(rs), src, dst)
+    n_lab = int(run_lab.max()) + 1 if len(rs) else 0
+    lab = np.repeat(run_lab, length)  # runs are in raster order: so are the labels
     order = np.argsort(lab, kind='stable')  # raster order is kept inside each label
     starts = np.searchsorted(lab[order], np.arange(n_lab))
     ev, w, t = ev[order], w[order], t[order]
-    return dict(idx=idx, lab=lab, ev=ev, w=w, t=t, v=planes[ev, w, t],  # no flat copy of a strided stack
+    v = planes[ev, w, t]  # no flat copy of a strided stack
+    return dict(idx=idx, lab=lab, ev=ev, w=w, t=t, v=v.astype(np.float32) if v.dtype.kind in 'iu' else v,
                 starts=starts, stops=np.append(starts[1:], N).astype(np.int64))
+
 
 # %% ../nbs/04_clustering.ipynb #78b09709
 def _stats(px:dict)->dict:
@@ -126,7 +159,7 @@ def bfs_levels(planes:np.ndarray, # (n_events, wires, ticks) [ADC]
                bfs_ratio:float|None, # growth level as a fraction of the peak; None: automatic
               )->np.ndarray:
     "The BFS growth level of each event [ADC]: bfs_ratio × peak, or the automatic noise rule; never below threshold."
-    if bfs_ratio is not None: return np.maximum(bfs_ratio*planes.max(axis=(1, 2)), threshold)
+    if bfs_ratio is not None: return np.maximum(bfs_ratio*_peaks(planes), threshold)
     return np.maximum(BFS_NOISE_SIGMAS*noise_sigma(planes), threshold)
 
 # %% ../nbs/04_clustering.ipynb #1f5d73e3
@@ -139,7 +172,7 @@ def _select(st:dict, # per-label stats from `_stats`
     "Which labelled regions `algorithm` keeps as clusters."
     keep = st['n_pixels'] >= cfg.min_pixels
     if algorithm == 'max_ratio':
-        keep &= st['max_adc'] >= cfg.seed_ratio*planes.max(axis=(1, 2))[st['ev']]
+        keep &= st['max_adc'] >= cfg.seed_ratio*_peaks(planes)[st['ev']]
     elif algorithm == 'longest':
         height = st['wire_max'] - st['wire_min'] + 1
         order = np.lexsort((st['sum_adc'], st['n_pixels'], height, st['ev']))  # best of each event last
@@ -181,18 +214,20 @@ def _records(px, st, keep, plane_name, key_rows=None)->list[dict]:
 def _key_rows(keys, n:int)->list[dict]|None:
     "Plain key dicts (run, subrun, event and, when present, file, entry) for `n` events, or None."
     if keys is None: return None
+    if isinstance(keys, list) and len(keys) == n and all(isinstance(k, dict) for k in keys): return keys  # made here before
     df = pd.DataFrame([dict(keys)]) if not isinstance(keys, pd.DataFrame) else keys
     missing = [k for k in EVENT_KEY if k not in df.columns]
     if missing: raise LarvaeError(f"cluster keys lack {missing}; pass run, subrun and event (and file, entry) for each event")
     if len(df) != n: raise LarvaeError(f"cluster keys have {len(df)} rows for {n} events; pass one key row per event")
     cols = [k for k in KEY_FIELDS if k in df.columns]
-    return [{c: (v.item() if hasattr(v, 'item') else v) for c, v in zip(cols, row)} for row in df[cols].itertuples(index=False)]
+    plain = lambda v: v.item() if hasattr(v, 'item') else v
+    return [dict(zip(cols, row)) for row in zip(*([plain(v) for v in df[c].tolist()] for c in cols))]  # column by column: no row objects
 
 # %% ../nbs/04_clustering.ipynb #a156afed
 def cluster_planes(planes:np.ndarray, # (n_events, wires, ticks) ADC, pedestal subtracted [ADC]
                    cfg:ClusterConfig, # clustering settings
                    plane_name:str, # 'collection' or 'induction' (picks the threshold)
-                   keys=None, # None, or a DataFrame with one row per event (run, subrun, event[, file, entry])
+                   keys=None, # None, a DataFrame with one row per event (run, subrun, event[, file, entry]), or `_key_rows`' dicts
                   )->list[dict]:
     "Cluster records of every event of a stack of planes, in event order."
     algorithm, thr = check_algorithm(cfg.algorithm), plane_threshold(cfg, plane_name)
@@ -227,10 +262,10 @@ def cluster_chunk(chunk, # a PlaneChunk: .keys (one row per event), .collection,
     for name in PLANES:
         if len(getattr(chunk, name)) != n:
             raise LarvaeError(f"chunk has {n} key rows but {len(getattr(chunk, name))} {name} planes; the chunk is inconsistent")
-    out = []
+    out, rows = [], _key_rows(keys, n) if n else []  # the key dicts once per chunk
     for a in range(0, n, batch_events):
         for name in PLANES:
-            out += cluster_planes(getattr(chunk, name)[a:a + batch_events], cfg, name, keys.iloc[a:a + batch_events])
+            out += cluster_planes(getattr(chunk, name)[a:a + batch_events], cfg, name, rows[a:a + batch_events])
     return out
 
 # %% ../nbs/04_clustering.ipynb #c671c8ff

@@ -22,8 +22,8 @@ from .run import CUTFLOW_FILE, DATASET_INFO_FILE, TRACKS_FILE, atomic_path, atom
 __all__ = ['MANIFEST', 'ENTRIES', 'SAMPLE_ENTRIES', 'BEAM_VALUES', 'BEAM_EXTRAS', 'BEAM_FLAGS', 'TRACKS_SCHEMA', 'SCHEMA_KEY',
            'CAL_PREFIX', 'Sample', 'Manifest', 'read_manifest', 'read_beamline', 'tracks_to_arrow', 'Job',
            'count_by_label', 'process_entries', 'make_jobs', 'read_lifetime', 'track_lifetimes', 'read_reco',
-           'pid_tables', 'cluster_pid', 'merge_and_score', 'job_map', 'build_dataset', 'load_tracks', 'dataset_cmd',
-           'cutflow_by', 'stops_in_argon', 'pid_vs_truth']
+           'pid_tables', 'cluster_pid', 'merge_and_score', 'merge_table', 'job_map', 'build_dataset', 'load_tracks',
+           'dataset_cmd', 'cutflow_by', 'stops_in_argon', 'pid_vs_truth']
 
 # %% ../nbs/08_dataset.ipynb #bac656a3
 MANIFEST = 'larvae-data.yaml'
@@ -234,7 +234,7 @@ def process_entries(job:Job, cfg:Config,
     "Tracks, cut flow and event keys of one range of raw entries."
     flow, parts, keys, s = CutFlow(), [], [], job.sample
     count = (lambda step, rows: flow.add(step, s, len(rows))) if labels is None else (lambda step, rows: count_by_label(flow, step, rows, labels))
-    for chunk in iter_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop, reuse=True):  # no chunk is kept
+    for chunk in iter_planes(job.file, job.tree, cfg.dataset.chunk_events, entry_start=job.start, entry_stop=job.stop, reuse=True, raw=True):  # no chunk is kept; integer planes (04 thresholds them)
         if labels is None: flow.add('entries', s, len(chunk) + chunk.n_empty)  # empty entries have no key to label
         count('non-empty events', chunk.keys)
         keys.append(chunk.keys.assign(sample=s))
@@ -251,7 +251,10 @@ def process_entries(job:Job, cfg:Config,
     tracks = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return tracks, flow, (pd.concat(keys, ignore_index=True) if keys else pd.DataFrame())
 
-def _run_job(args): return process_entries(*args)
+def _run_job(args):
+    "`process_entries` where the job runs, its tracks sent back as an Arrow table (a few whole buffers to pickle, not thousands of small arrays)."
+    tracks, flow, keys = process_entries(*args)
+    return (tracks_to_arrow(tracks) if len(tracks) else None), flow, keys
 
 # %% ../nbs/08_dataset.ipynb #cf5b8cf5
 def make_jobs(manifest:Manifest, chunk_events:int)->list[Job]:
@@ -287,7 +290,10 @@ def track_lifetimes(tracks:pd.DataFrame, # rows with the event key columns
     out = np.full(len(tracks), np.nan if default is None else float(default))
     if lifetime is None or not len(tracks): return out
     key = [k for k in EVENT_KEY if k in lifetime.columns]
-    got = tracks[key].reset_index(drop=True).merge(lifetime, on=key, how='left', validate='many_to_one')['lifetime_us'].to_numpy()
+    table = dict(zip(zip(*(lifetime[k].tolist() for k in key)), lifetime['lifetime_us'].tolist()))  # one lookup per track, not a merge per call
+    if len(table) == len(lifetime) and all(lifetime[k].dtype.kind == tracks[k].dtype.kind == 'i' for k in key):
+        got = np.array([table.get(k, np.nan) for k in zip(*(tracks[k].tolist() for k in key))], float)
+    else: got = tracks[key].reset_index(drop=True).merge(lifetime, on=key, how='left', validate='many_to_one')['lifetime_us'].to_numpy()
     return np.where(np.isnan(got), out, got)
 
 def read_reco(path, cfg:Config)->tuple[pd.DataFrame, dict]:
@@ -324,8 +330,7 @@ def cluster_pid(tracks:pd.DataFrame, # matched tracks with a `col_image` column 
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
         rr, dedx = _calorimetry.batch_calorimetry(list(tracks['col_image']), tick_min=tracks['col_tick_min'].to_numpy(),
-                                           lifetime_us=life, calib=cfg.chi2.calib)
-        rr, dedx = [np.asarray(a) for a in rr.to_list()], [np.asarray(a) for a in dedx.to_list()]
+                                                  lifetime_us=life, calib=cfg.chi2.calib, jagged=False)
         scores = _chi2.score_tracks(rr, dedx, tables, cfg.chi2).add_prefix(CAL_PREFIX)
     return pd.concat([tracks.reset_index(drop=True), pd.DataFrame({f'{CAL_PREFIX}rr': rr, f'{CAL_PREFIX}dedx': dedx}), scores], axis=1)
 
@@ -340,6 +345,17 @@ def merge_and_score(tracks:pd.DataFrame, beam:pd.DataFrame|None, reco:pd.DataFra
     if not len(out): return out
     scores = _chi2.score_tracks(list(out['trkrr']), list(out['trkdedx']), tables, cfg.chi2)
     return pd.concat([out.reset_index(drop=True), scores], axis=1)
+
+def merge_table(table:pa.Table, # tracks as `tracks_to_arrow` made them (with the event key and sample columns)
+                beam:pd.DataFrame|None, reco:pd.DataFrame|None, tables:dict, cfg:Config, flow:CutFlow)->pa.Table:
+    "`tracks_to_arrow(merge_and_score(tracks, ...))` from the tracks' table: joined on its key columns only, its rows taken, the joined columns appended."
+    key, row = list(EVENT_KEY), '_larvae_row'
+    clash = [c for t in (beam, reco) if t is not None for c in t.columns if c not in key and c in table.column_names + [row]]
+    if clash: raise LarvaeError(f"beamline or reco column(s) {clash} have the name of a track column; rename them")
+    out = merge_and_score(table.select(key + ['sample']).to_pandas().assign(**{row: np.arange(table.num_rows)}), beam, reco, tables, cfg, flow)
+    merged, extra = table.take(out[row].to_numpy()), tracks_to_arrow(out.drop(columns=key + ['sample', row]))
+    for name, col in zip(extra.column_names, extra.columns): merged = merged.append_column(name, col)
+    return merged.replace_schema_metadata(table.schema.metadata)
 
 # %% ../nbs/08_dataset.ipynb #1b18a11c
 def _fingerprint(manifest:Manifest, cfg:Config)->str:
@@ -383,16 +399,15 @@ def _stream_tracks(tmp:Path, # the temporary tracks file to write
     bar = tqdm(total=sum(j.stop - j.start for j in jobs), unit='event', desc='dataset', disable=bar_disabled(progress))  # a bar on a terminal only
     try:
         with closing(imap(_run_job, [(j, cfg, tables, lifetime) for j in jobs])) as results:
-            for tracks, f, keys in results:
+            for table, f, keys in results:
                 bar.update(sum(f.counts.get('entries', {}).values()))
                 flow, events = flow + f, events + [keys]
-                if not len(tracks): continue
-                merged = merge_and_score(tracks, beam, reco, tables, cfg, flow)
-                if not len(merged): continue
-                table = tracks_to_arrow(merged)
+                if table is None: continue
+                table = merge_table(table, beam, reco, tables, cfg, flow)
+                if not table.num_rows: continue
                 if writer is None: writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table.cast(writer.schema))
-                n_tracks += len(merged)
+                n_tracks += table.num_rows
     finally:
         bar.close()
         if writer is not None: writer.close()

@@ -60,12 +60,12 @@ def track_columns(extra=EXTRA_KEYS)->list[str]:
     return (list(EVENT_KEY) + ['track'] + list(extra) +
             [f'{p}_{f}' for p in ('col', 'ind') for f in TRACK_PLANE_FIELDS] + ['match_score'])
 
-def _plane_columns(df:pd.DataFrame, prefix:str)->pd.DataFrame:
-    "The track columns of one plane from matched cluster rows."
+def _plane_columns(df:pd.DataFrame, prefix:str)->dict:
+    "The track columns of one plane from matched cluster rows, by name."
     out = {f'{prefix}_{f}': df[f].to_numpy() for f in TRACK_PLANE_FIELDS[:-2]}
     out[f'{prefix}_image'] = [list(np.asarray(m, np.float32)) for m in df['image_intensity']]
     out[f'{prefix}_profile'] = [np.asarray(m, np.float32) for m in df['column_maxes']]
-    return pd.DataFrame(out)
+    return out
 
 # %% ../nbs/06_matching.ipynb #d2db4d5e
 def match_clusters(clusters, # cluster records (list of dicts or DataFrame) with event keys, both planes
@@ -87,9 +87,15 @@ def match_clusters(clusters, # cluster records (list of dicts or DataFrame) with
         for t, (a, b, s) in enumerate(greedy_match(score_matrix(boxes[pi], boxes[pc], cfg), cfg.max_score)):
             ii.append(pi[a]); cc.append(pc[b]); tr.append(t); sc.append(s)
     if not ii: return pd.DataFrame({c: pd.Series(dtype=object) for c in track_columns(extra)})
+    return _track_table(df, cc, ii, tr, sc, extra)
+
+def _track_table(df:pd.DataFrame, # the sorted cluster table
+                 cc:list, ii:list, # its collection and induction row of each track
+                 tr:list, sc:list, # each track's number in its event and score
+                 extra:list, # the EXTRA_KEYS columns the clusters have
+                )->pd.DataFrame:
+    "The `track_columns` table of the matched pairs, built in one go from the columns of both planes' rows."
     colrows, indrows = df.iloc[cc].reset_index(drop=True), df.iloc[ii].reset_index(drop=True)
-    head = colrows[list(EVENT_KEY)].assign(track=tr)
-    for c in extra: head[c] = colrows[c]
-    out = pd.concat([head, _plane_columns(colrows, 'col'), _plane_columns(indrows, 'ind')], axis=1)
-    out['match_score'] = np.array(sc, np.float64)
-    return out[track_columns(extra)]
+    out = {k: colrows[k] for k in EVENT_KEY} | {'track': np.array(tr, np.int64)} | {c: colrows[c] for c in extra}
+    out |= _plane_columns(colrows, 'col') | _plane_columns(indrows, 'ind') | {'match_score': np.array(sc, np.float64)}
+    return pd.DataFrame(out)

@@ -309,6 +309,10 @@ def _block(n:int, # events
         buf = _BUFFERS.block = np.empty((n, N_CHANNELS, n_ticks), np.float32)
     return buf[:n]
 
+def _exact_adc(dtype)->bool:
+    "True for the integer ADC types whose every value float32 holds exactly (16 bits or fewer): raw planes of them give float32's numbers."
+    return np.dtype(dtype).kind in 'iu' and np.dtype(dtype).itemsize <= 2
+
 def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
                    counts:np.ndarray, # payload values per entry
                    channels:np.ndarray, # flat channel ids of the chunk
@@ -316,6 +320,7 @@ def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
                    n_ticks:int, # samples per wire
                    entry0:int=0, # tree entry of the chunk's first entry, for messages
                    reuse:bool=False, # fill this thread's plane buffer (`_block`) rather than fresh memory
+                   raw:bool=False, # planes in the payload's own type when `_exact_adc` (a view of it when every entry lists its 480 channels in order)
                   ):
     "(keep, induction, collection) of a channel-mapped chunk; planes only for the kept entries."
     _entry_checks((nch == 0) & (counts > 0) | (nch > 0) & (counts % np.maximum(nch, 1) != 0), entry0,
@@ -329,8 +334,11 @@ def _mapped_planes(adc:np.ndarray, # flat payload of the chunk
     _no_repeats(ev*N_CHANNELS + ch, len(nch), entry0)
     rows = adc.reshape(-1, n_ticks)
     keep = np.bincount(ev, weights=rows.any(axis=1), minlength=len(nch)) > 0
-    block = _block(int(keep.sum()), n_ticks, reuse)
-    if reuse and len(ch) != block.shape[0] * N_CHANNELS: block.fill(0)  # some wire is not read out: it stays 0
+    if raw and _exact_adc(adc.dtype) and keep.all() and len(ch) == len(nch)*N_CHANNELS and (ch.reshape(-1, N_CHANNELS) == np.arange(N_CHANNELS)).all():
+        block = rows.reshape(-1, N_CHANNELS, n_ticks)  # the payload is already the block: no copy
+        return keep, block[:, :N_WIRES], block[:, N_WIRES:]
+    block = np.zeros((int(keep.sum()), N_CHANNELS, n_ticks), adc.dtype) if raw and _exact_adc(adc.dtype) else _block(int(keep.sum()), n_ticks, reuse)
+    if reuse and block.dtype == np.float32 and len(ch) != block.shape[0] * N_CHANNELS: block.fill(0)  # some wire is not read out: it stays 0
     if keep.all(): block[ev, ch] = rows
     else:
         m = keep[ev]
@@ -342,6 +350,7 @@ def _flat_planes(adc:np.ndarray, # flat payload of the chunk
                  counts:np.ndarray, # payload values per entry
                  n_ticks:int, # samples per wire
                  entry0:int=0, # tree entry of the chunk's first entry, for messages
+                 raw:bool=False, # planes in the payload's own type when `_exact_adc`
                 ):
     "(keep, induction, collection) of a flat-layout chunk; planes only for the kept entries."
     _entry_checks(counts % N_CHANNELS != 0, entry0,
@@ -351,7 +360,8 @@ def _flat_planes(adc:np.ndarray, # flat payload of the chunk
     data = adc.reshape(-1, N_CHANNELS, n_ticks)
     keep = np.zeros(len(counts), bool)
     keep[counts > 0] = data.reshape(len(data), -1).any(axis=1)
-    block = (data if keep.all() else data[keep[counts > 0]]).astype(np.float32)
+    block = data if keep.all() else data[keep[counts > 0]]
+    if not (raw and _exact_adc(block.dtype)): block = block.astype(np.float32)
     return keep, block[:, :N_WIRES], block[:, N_WIRES:]
 
 # %% ../nbs/03_root_io.ipynb #8457af57
@@ -359,8 +369,8 @@ def _flat_planes(adc:np.ndarray, # flat payload of the chunk
 class PlaneChunk:
     "The non-empty events of one chunk of a raw tree, as float32 wire planes."
     keys:pd.DataFrame # file, entry, run, subrun, event; one row per event below
-    collection:np.ndarray # (n_events, 240, n_ticks) float32 ADC
-    induction:np.ndarray # (n_events, 240, n_ticks) float32 ADC
+    collection:np.ndarray # (n_events, 240, n_ticks) float32 ADC (`raw=True`: the file's 16-bit integer ADC)
+    induction:np.ndarray # (n_events, 240, n_ticks) float32 ADC (likewise)
     n_empty:int # entries of the chunk skipped because empty or all zero
 
     def __len__(self): return len(self.keys)
@@ -396,7 +406,7 @@ def _event_keys(arrays:dict, # branch arrays holding run, subrun and event
     return out
 
 # %% ../nbs/03_root_io.ipynb #875258e7
-def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal, reuse:bool=False)->PlaneChunk:
+def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal, reuse:bool=False, raw:bool=False)->PlaneChunk:
     "A PlaneChunk from the branch arrays of entries entry0, entry0+1, ..."
     payload, channels = arrays[LAYOUT_BRANCHES[src.layout][0]], arrays.get('raw_channel')
     key = _event_keys(arrays, src.file, src.tree_path, entry0)
@@ -406,9 +416,10 @@ def _to_chunk(src:RawSource, arrays:dict, entry0:int, pedestal, reuse:bool=False
     if not src.n_ticks:  # every entry so far is empty
         z = np.zeros((0, N_WIRES, 0), np.float32)
         return PlaneChunk(pd.DataFrame(columns=['file', 'entry', *EVENT_KEY]), z, z.copy(), len(counts))
+    raw = raw and pedestal is None  # a pedestal is subtracted in float32
     try:
-        if src.layout == 'flat': keep, ind, col = _flat_planes(adc, counts, src.n_ticks, entry0)
-        else: keep, ind, col = _mapped_planes(adc, counts, *_payload(channels), src.n_ticks, entry0, reuse)
+        if src.layout == 'flat': keep, ind, col = _flat_planes(adc, counts, src.n_ticks, entry0, raw)
+        else: keep, ind, col = _mapped_planes(adc, counts, *_payload(channels), src.n_ticks, entry0, reuse, raw)
     except LarvaeError as e: raise LarvaeError(f"{src.file}: {src.tree_path} {e}") from None
     if pedestal == 'median':
         for plane in (ind, col): plane -= np.median(plane, axis=2, keepdims=True)
@@ -424,6 +435,7 @@ def iterate_planes(path, # the ROOT file
                    entry_start:int=0, # first tree entry to read
                    entry_stop:int|None=None, # one past the last entry; None reads to the end
                    reuse:bool=False, # channel-mapped planes of every chunk in one buffer, overwritten by the next chunk (faster; only for a caller that keeps no chunk)
+                   raw:bool=False, # planes in the file's ADC type when it is a 16-bit or smaller integer (no float32 copy; not with `pedestal`)
                   )->Iterator[PlaneChunk]:
     "Iterate over a raw tree in chunks of `chunk_events` entries, yielding keyed float32 wire planes."
     if pedestal is not None: check_choice('pedestal', pedestal, get_args(Pedestal))
@@ -439,7 +451,7 @@ def iterate_planes(path, # the ROOT file
             b = min(a + int(chunk_events), stop)
             try: arrays = next(it)
             except READ_ERRORS as e: raise _corrupt(path, f"reading entries {a}..{b-1} of {src.tree_path}", e) from e
-            yield _to_chunk(src, arrays, a, pedestal, reuse)
+            yield _to_chunk(src, arrays, a, pedestal, reuse, raw)
 
 # %% ../nbs/03_root_io.ipynb #a323e276
 def event_index(path, # the ROOT file

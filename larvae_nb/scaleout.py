@@ -122,12 +122,12 @@ def file_stat(path)->tuple[int, int]:
 # %% ../nbs/08a_scaleout.ipynb #89a3b8fa
 def iter_planes(path, # a local ROOT file or an XRootD URL
                 tree:str|None=None, chunk_events:int=100, # as `root_io.iterate_planes`
-                entry_start:int=0, entry_stop:int|None=None, reuse:bool=False):
+                entry_start:int=0, entry_stop:int|None=None, reuse:bool=False, raw:bool=False):
     "`root_io.iterate_planes` (no pedestal) for a local file or an XRootD URL."
     from larvae_nb.keys import EVENT_KEY
     from larvae_nb.root_io import LAYOUT_BRANCHES, READ_ERRORS, _corrupt, _to_chunk, iterate_planes
     if not is_url(path):
-        yield from iterate_planes(path, tree, chunk_events, entry_start=entry_start, entry_stop=entry_stop, reuse=reuse); return
+        yield from iterate_planes(path, tree, chunk_events, entry_start=entry_start, entry_stop=entry_stop, reuse=reuse, raw=raw); return
     with open_url(path) as f:
         src = _url_source(f, path, tree)
         stop = src.n_entries if entry_stop is None else min(int(entry_stop), src.n_entries)
@@ -136,7 +136,7 @@ def iter_planes(path, # a local ROOT file or an XRootD URL
         for a in range(int(entry_start), stop, int(chunk_events)):
             try: arrays = next(it)
             except READ_ERRORS as e: raise _corrupt(path, f"reading entries {a}..{min(a + int(chunk_events), stop) - 1} of {src.tree_path}", e) from e
-            yield _to_chunk(src, arrays, a, None, reuse)
+            yield _to_chunk(src, arrays, a, None, reuse, raw)
 
 # %% ../nbs/08a_scaleout.ipynb #1f1dd35b
 CLUSTER_KEYS = {

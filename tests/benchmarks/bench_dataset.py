@@ -23,7 +23,7 @@ import uproot
 def simulate(out, n, seed):
     from larvae_nb.config import load_config
     from larvae_nb.detsim import simulate as sim
-    cfg = load_config(overrides=[f'sim.n_protons={n}', 'sim.n_kaons=0', f'sim.seed={seed}'])
+    cfg = load_config(overrides=[f'sim.n_protons={n}', 'sim.n_kaons=0', 'sim.n_mips=0', f'sim.seed={seed}'])  # the proton file only: what bare_read reads
     sim(out, cfg.sim, progress=False)
     return Path(out)
 
@@ -98,6 +98,7 @@ def main():
     t_big, rss_big = stage_in_subprocess(big, tmp/'out_big', a.workers, a.chunk_events)
     rate = a.events / t_big
     info = json.loads((tmp/'out_big'/'dataset.json').read_text())
+    assert info['n_events'] == a.events, f"the stage read {info['n_events']} events, the bare read {a.events}: the rates would not compare"
     print(f"build_dataset ({a.workers} workers): {rate:8.1f} events/s  ({a.events} events in {t_big:.1f} s incl. start-up; "
           f"stage's own clock {info['events_per_second']} events/s)")
     print(f"bare chunked uproot read:      {bare:8.1f} events/s   ratio stage/bare = {rate/bare:.2f} (target >= 1.4, issue 19)")
