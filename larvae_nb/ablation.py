@@ -76,8 +76,9 @@ def ablation_table(out, # an ablation directory
     return pd.DataFrame(rows).set_index('variant')
 
 def measures(t:pd.DataFrame)->list[str]:
-    "The compared numbers of an ablation table (the columns that have an interval)."
-    return [c for c in t.columns if f'{c} lo' in t.columns]
+    "The compared numbers of an ablation table (the columns that have an interval), in `HEADLINE` order, then `RHO`."
+    order = [f'AUC {m}' for m in HEADLINE] + [RHO]
+    return sorted((c for c in t.columns if f'{c} lo' in t.columns), key=lambda c: order.index(c) if c in order else len(order))
 
 def ablation_display(t:pd.DataFrame)->pd.DataFrame:
     "The table as a reader wants it: each number as `value [lo, hi]`."
