@@ -74,8 +74,8 @@ def drifted_charge(rng:np.random.Generator, # the event's generator
                    recombination:str='modbox', # 'modbox' or 'birks'
                   )->tuple[np.ndarray, np.ndarray]:
     "Electrons reaching the planes per step and the diffused step positions (n, 3) [cm]."
-    ds = np.maximum(ds, 1e-4)
-    q = phys.dqdx_from_dedx(dE / ds, recombination) * ds
+    ds, q, hit = np.maximum(ds, 1e-4), np.zeros(len(dE)), dE > 0  # a step whose fluctuation left nothing frees no charge
+    q[hit] = phys.dqdx_from_dedx(dE[hit] / ds[hit], recombination) * ds[hit]
     t = np.maximum(mid[:, 0], 0.) / phys.DRIFT_VELOCITY  # [us]
     q = q * np.exp(-t / lifetime_us)
     sig = np.sqrt(2e-6 * t)[:, None] * np.sqrt(np.array([phys.D_L, phys.D_T, phys.D_T]))  # [cm]
