@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .base import LarvaeError, did_you_mean, logger
-from .run import ABLATION_NAME, Output, atomic_path, atomic_write, output_dir
+import larvae_nb
+from .run import ABLATION_NAME, Output, atomic_path, atomic_write, output_dir, source_commit
 
 # %% auto #0
 __all__ = ['DEPARTURES', 'HEADLINE', 'RHO', 'ABLATION_ANALYSES', 'variants', 'slug', 'ablation_table', 'measures',
@@ -123,7 +124,7 @@ def run_ablation(out='larvae-ablation', # the ablation directory: one pipeline o
         t = ablation_table(out)
         with atomic_path(out/f'{ABLATION_NAME}.parquet') as tmp: t.to_parquet(tmp)
         with atomic_path(out/f'{ABLATION_NAME}.csv') as tmp: t.to_csv(tmp)
-        info = {'quick': quick, 'seeds': seeds, 'common_settings': common, 'table': t.reset_index().to_dict('records')}
+        info = {'quick': quick, 'seeds': seeds, 'common_settings': common, 'version': larvae_nb.__version__, 'commit': source_commit(), 'table': t.reset_index().to_dict('records')}
         atomic_write(out/f'{ABLATION_NAME}.json', json.dumps(info, indent=1, default=float))
     return t
 

@@ -12,7 +12,7 @@ from typing import Callable
 import larvae_nb
 from .config import Config, Device, Study, load_config
 from .base import logger, LarvaeError, did_you_mean
-from .run import MARKER, Output, atomic_write, make_run_dir, missing_outputs, output_dir, seed_runs
+from .run import MARKER, Output, atomic_write, make_run_dir, missing_outputs, output_dir, seed_runs, source_commit
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'Context', 'module_hash', 'file_identity', 'run_stages', 'run_dir', 'pipeline', 'pipeline_cmd',
@@ -199,7 +199,8 @@ def pipeline(out='larvae-out', # output directory
         ctx = Context(cfg, out, None if data is None else Path(data), progress, force)
         data_dir = ctx.data_dir.resolve() if data is not None else Path('data')
         atomic_write(Output(out).info_file, json.dumps({'run': str(run_dir(ctx).relative_to(out)), 'data': str(data_dir),
-                                                      'quick': quick, 'profile': profile, 'version': larvae_nb.__version__}, indent=1))
+                                                      'quick': quick, 'profile': profile, 'version': larvae_nb.__version__,
+                                                      'commit': source_commit()}, indent=1))
         stages = STAGES[:names.index(until) + 1] if until else STAGES
         times = run_stages(stages, ctx)
     logger.info(f"pipeline finished in {sum(times.values()):.0f} s; outputs in {out}")

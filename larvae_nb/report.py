@@ -152,7 +152,7 @@ def results_summary(out)->dict:
     stages = {p.stem: json.loads(p.read_text()).get('seconds') for p in sorted(Output(out).stages.glob('*.json'))}
     return {'classes': t['classes'], 'labels': t['labels'], 'cnn_is_upper_bound': t.get('cnn_vs_baselines', {}).get('cnn_is_upper_bound'),
             'table': {m: {k: v[k] for k in keep if k in v} for m, v in t['table'].items()}, 'claims': claims(t),
-            'run': {k: cfg.get(k) for k in ('profile', 'quick', 'version', 'sim')} | {'model': r.history['config']['model'],
+            'run': {k: cfg.get(k) for k in ('profile', 'quick', 'version', 'commit', 'sim')} | {'model': r.history['config']['model'],
                     'epochs': len(r.history['train']['total']), 'stage_seconds': stages}} | _label_summary(r.metrics.get('label_efficiency'))
 
 def _label_summary(le:dict|None)->dict:
@@ -165,6 +165,8 @@ def _label_summary(le:dict|None)->dict:
                                  'points': pts, 'claims': le.get('claims', [])}}
 
 # %% ../nbs/18_report.ipynb #ee12628b
+def _made_at(commit)->str: return f" (commit `{commit}`)" if commit else ''  # runs before the commit was recorded: none
+
 def _interval(v, ci)->str: return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
 
 def results_markdown(s:dict)->str:
@@ -178,7 +180,7 @@ def results_markdown(s:dict)->str:
     lines += [f"| {m} | {_interval(v['auc'], v.get('auc_ci'))} | {_interval(v['efficiency'], v.get('efficiency_ci'))} | {seeds(v)} |"
               for m, v in rows]
     run = s['run']; m = run['model']
-    lines += ['', f"Run: `{run['profile']}` profile, larvae_nb {run['version']}, {run['sim'].get('n_protons')} proton- and "
+    lines += ['', f"Run: `{run['profile']}` profile, larvae_nb {run['version']}{_made_at(run.get('commit'))}, {run['sim'].get('n_protons')} proton- and "
               f"{run['sim'].get('n_kaons')} kaon-sample events, latent {m['latent']}, channels {m['channels']}, {run['epochs']} epochs, "
               f"{sum(v or 0 for v in run['stage_seconds'].values()) / 60:.0f} minutes on the machine that made it."]
     lines += [''] + [f"- {c}" for c in s['claims']]

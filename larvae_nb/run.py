@@ -22,9 +22,9 @@ __all__ = ['TRACKS_FILE', 'CUTFLOW_FILE', 'DATASET_INFO_FILE', 'IMAGES_FILE', 'F
            'PROTON_SPLIT_FILE', 'FIGURES_DIR', 'METRICS_FILE', 'SEEDS_DIR', 'PIPELINE_FILE', 'STAGES_DIR', 'RUNS_DIR',
            'ABLATION_NAME', 'GRID_FILE', 'POINTS_DIR', 'DONE_FILE', 'EXPERIMENT_FILE', 'SUMMARY_NAME', 'MARKER', 'LOCK',
            'HOLDER', 'RUN_FILES', 'RETRAIN', 'RunDir', 'Output', 'SweepDir', 'missing_outputs', 'atomic_path',
-           'atomic_write', 'is_claimed', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir', 'save_torch',
-           'load_torch', 'seed_everything', 'pick_device', 'run_name', 'save_config', 'make_run_dir', 'seed_config',
-           'seed_runs']
+           'atomic_write', 'is_claimed', 'source_commit', 'claim_dir', 'output_lock', 'sweep_debris', 'output_dir',
+           'save_torch', 'load_torch', 'seed_everything', 'pick_device', 'run_name', 'save_config', 'make_run_dir',
+           'seed_config', 'seed_runs']
 
 # %% ../nbs/00b_run.ipynb #71332012
 TRACKS_FILE, CUTFLOW_FILE, DATASET_INFO_FILE = 'tracks.parquet', 'cutflow.csv', 'dataset.json' # larvae dataset
@@ -153,6 +153,16 @@ def is_claimed(path)->bool:
     path = Path(path)
     return (path/MARKER).is_file() or ((path/CONFIG_FILE).is_file() and any((path/f).is_file() for f in RUN_FILES))
 
+# %% ../nbs/00b_run.ipynb #9aeb0c34
+def source_commit()->str|None:
+    "`git describe --always --dirty` of the checkout larvae_nb is imported from; None for an installed copy (or without git)."
+    import subprocess, larvae_nb
+    root = Path(larvae_nb.__file__).resolve().parents[1]
+    if not (root/'.git').exists(): return None
+    try: r = subprocess.run(['git', '-C', str(root), 'describe', '--always', '--dirty'], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired): return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
 # %% ../nbs/00b_run.ipynb #90e7be3d
 def claim_dir(path, # the output directory
               command:str, # the command that writes it, for the marker and messages
@@ -167,7 +177,7 @@ def claim_dir(path, # the output directory
     try:
         path.mkdir(parents=True, exist_ok=True)
         from larvae_nb import __version__
-        atomic_write(path/MARKER, json.dumps({'made_by': f'larvae {command}', 'version': __version__, 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}))
+        atomic_write(path/MARKER, json.dumps({'made_by': f'larvae {command}', 'version': __version__, 'commit': source_commit(), 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}))
     except OSError as e:
         raise LarvaeError(f"{path}: cannot create an output directory here ({e.strerror}); choose a writable location") from None
     return path

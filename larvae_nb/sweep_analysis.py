@@ -15,7 +15,8 @@ from .run import RunDir, SweepDir
 
 # %% auto #0
 __all__ = ['SEED_AXIS', 'SIZE_COLUMN', 'LATENT_PANELS', 'SPLIT_PANELS', 'SWEEP_KINDS', 'SEED_SWEEPS', 'done_points',
-           'seed_spread', 'trends', 'training_sizes', 'sweep_figure', 'sweep_report']
+           'seed_spread', 'trends', 'training_sizes', 'sweep_figure', 'sweep_table', 'sweep_numbers', 'sweep_report',
+           'trend_table']
 
 # %% ../nbs/15a_sweep_analysis.ipynb #b81e696a
 SEED_AXIS = 'data.random_seed'  # the grid axis of training seeds: spread, not trend
@@ -79,22 +80,45 @@ def sweep_figure(df:pd.DataFrame, axis:str, panels:dict, diagonal:bool=False, lo
 
 # %% ../nbs/15a_sweep_analysis.ipynb #d246df34
 SWEEP_KINDS = {'latent': ('model.latent', LATENT_PANELS, True, True, 'latent size'), 'split': (SIZE_COLUMN, SPLIT_PANELS, False, False, 'training tracks')}
-SEED_SWEEPS = {'latent': {'best_val_loss': -0.93, 'gmm_ari': -0.13, 'pr_over_latent': {4: 0.95, 64: 0.73, 128: 0.55}},
-               'split': {'best_val_loss': -0.862, 'gmm_ari': 0.077, 'gmm_purity': 0.040, 'kaon_topology_auc': 0.530}}  # the seed's Spearman ρ on real data (its README)
+SEED_SWEEPS = {'latent': {'best_val_loss': -0.93, 'gmm2_ari': -0.13, 'pr_over_latent': {4: 0.95, 64: 0.73, 128: 0.55}},
+               'split': {'best_val_loss': -0.862, 'gmm2_ari': 0.077, 'gmm2_purity': 0.040, 'kaon topology AUC': 0.530}}  # the seed's Spearman ρ on real data (its README)
+
+def _kind(kind:str)->tuple:
+    if kind not in SWEEP_KINDS: raise LarvaeError(f"sweep kind {kind!r}: use one of {', '.join(SWEEP_KINDS)}")
+    return SWEEP_KINDS[kind]
+
+def sweep_table(out, # a `larvae sweep` output directory
+                kind:str='latent', # 'latent' or 'split'
+               )->pd.DataFrame:
+    "The finished points of a sweep output's summary, each with its training and validation sizes."
+    _kind(kind); path = SweepDir(out).summary()
+    if not path.is_file(): raise LarvaeError(f"{path}: no sweep summary; run `larvae sweep` (it writes the summary when points finish)")
+    return training_sizes(out, pd.read_parquet(path))
+
+def sweep_numbers(df:pd.DataFrame, # a sweep table (`sweep_table`)
+                  kind:str='latent')->dict:
+    "Seed means and spreads per axis value and the Spearman trend of every metric, beside the seed's real-data trends."
+    axis, panels = _kind(kind)[:2]; d = done_points(df)
+    ms = [m for v in panels.values() for m in v if m in d and d[m].notna().any()]
+    sp = seed_spread(d, axis, ms)
+    r = {'axis': axis, 'n_points': len(d), 'trends': trends(d, axis, ms), 'seed_real_data': SEED_SWEEPS[kind],
+         'by_axis': {str(a): {m: {'mean': sp.loc[a, ('mean', m)], 'sd': sp.loc[a, ('sd', m)], 'n': int(sp.loc[a, ('n', m)])} for m in ms} for a in sp.index}}
+    if kind == 'latent' and 'participation_ratio' in ms:  # how much of the latent the images use: PR / latent size (the seed's 0.95 at 4 ... 0.55 at 128)
+        r['pr_over_latent'] = {int(a): float(sp.loc[a, ('mean', 'participation_ratio')] / a) for a in sp.index}
+    return r
 
 def sweep_report(out, # a `larvae sweep` output directory
                  kind:str='latent', # 'latent' or 'split'
                  save:bool=False)->dict:
     "Seed spreads, trends and the figure of a latent-capacity or split-size sweep's summary."
     from larvae_nb.plotting import savefig
-    if kind not in SWEEP_KINDS: raise LarvaeError(f"sweep kind {kind!r}: use one of {', '.join(SWEEP_KINDS)}")
-    path = SweepDir(out).summary()
-    if not path.is_file(): raise LarvaeError(f"{path}: no sweep summary; run `larvae sweep` (it writes the summary when points finish)")
-    axis, panels, diag, logx, label = SWEEP_KINDS[kind]; df = pd.read_parquet(path)
-    df = training_sizes(out, df) if axis == SIZE_COLUMN else done_points(df)
-    ms = [m for v in panels.values() for m in v if m in df and df[m].notna().any()]
-    sp = seed_spread(df, axis, ms); fig = sweep_figure(df, axis, panels, diag, logx, label)
-    r = {'axis': axis, 'n_points': len(df), 'trends': trends(df, axis, ms), 'seed_real_data': SEED_SWEEPS[kind],
-         'by_axis': {str(a): {m: {'mean': sp.loc[a, ('mean', m)], 'sd': sp.loc[a, ('sd', m)], 'n': int(sp.loc[a, ('n', m)])} for m in ms} for a in sp.index}}
+    axis, panels, diag, logx, label = _kind(kind); df = sweep_table(out, kind)
+    r, fig = sweep_numbers(df, kind), sweep_figure(df, axis, panels, diag, logx, label)
     if save: savefig(fig, Path(out)/'figures'/f'{kind}_sweep.png')
     return r | {'figure': fig}
+
+def trend_table(numbers:dict)->pd.DataFrame:
+    "One row per metric: Spearman ρ, p and points of this sweep, and the seed's ρ on real data where it reports one."
+    seed = numbers['seed_real_data']
+    return pd.DataFrame([{'metric': m, 'ρ': t.get('rho'), 'p': t.get('p'), 'points': t.get('n'), 'ρ, seed (real data)': seed.get(m)}
+                         for m, t in numbers['trends'].items()]).set_index('metric')
