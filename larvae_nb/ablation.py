@@ -114,7 +114,8 @@ def run_ablation(out='larvae-ablation', # the ablation directory: one pipeline o
     from larvae_nb.pipeline import pipeline
     if seeds < 1: raise LarvaeError(f"--seeds {seeds}: train at least one seed per variant")
     out, todo = Path(out), variants(names)
-    common = [f'train.seeds=[{",".join(map(str, range(seeds)))}]', f'analysis.analyses=[{",".join(ABLATION_ANALYSES)}]', *overrides]
+    common = [f'train.seeds=[{",".join(map(str, range(seeds)))}]', f'analysis.analyses=[{",".join(ABLATION_ANALYSES)}]',
+              'classifier.enabled=false', *overrides]  # the table compares no CNN: none is trained
     with output_dir(out, 'larvae ablation'):
         for name, (profile, over) in todo.items():
             d = out/slug(name)

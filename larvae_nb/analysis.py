@@ -387,8 +387,8 @@ def _joined_tracks(run_dir:Path, features_path=None, loader:Callable|None=None, 
                                    "older larvae_nb?); rerun `larvae dataset` to rebuild it")
         j = join_on_keys(j, sc.drop(columns=[c for c in sc.columns if c in j and c not in TRACK_KEY + ('sample',)]),
                          names=('analysed tracks', 'scores'))
-    cnn_path = cnn_path or (RunDir(run_dir).predictions if RunDir(run_dir).predictions.is_file() else None)
-    if cnn_path is not None:
+    if cnn_path is None and RunDir(run_dir).predictions.is_file(): cnn_path = RunDir(run_dir).predictions  # False: no CNN, even when it has predictions
+    if cnn_path:
         j = join_cnn(j, cnn_path)
         j.attrs['join']['cnn_scored'] = int(j[CNN_COLUMN].notna().sum())
     j['row'] = np.arange(len(j))
@@ -415,7 +415,7 @@ def analyse(run_dir, # the training run directory
             stage1=None, # the Config the dataset was made with (checks the per-track truth's track numbers); None: the defaults
             categories:dict|None=None, # feature -> category for the variance decomposition
             scores_path=None, # keyed table with chi2/PIDA columns (the dataset's tracks.parquet)
-            cnn_path=None, # the supervised CNN's held-out predictions; default RUN/classifier/predictions.parquet when present
+            cnn_path=None, # the supervised CNN's held-out predictions; default RUN/classifier/predictions.parquet when present; False: none
             n_jobs:int=ANALYSIS_JOBS, # worker processes for the cross-validated fits (the numbers do not depend on it)
            )->dict:
     "Run the selected latent analyses of a run (in `plan_analyses` order); save figures and metrics.json; return the numbers."

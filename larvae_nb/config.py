@@ -257,6 +257,7 @@ class ClassifierConfig(Section):
     "The supervised CNN baseline (see 11a_classifier); its weight decay, batch size, epochs and early stopping are `optimizer` and `train`'s."
     lr:float = 3e-4 # AdamW learning rate [per step]; the VAE's 1e-3 let a fold collapse to a constant prediction
     folds:int = 2 # groups of kaon events, each held out by one training
+    enabled:bool = True # False: no CNN is trained (the pipeline's classify stage does nothing) and no analysis shows one
 
     def check(self):
         if not self.lr > 0: raise ConfigError(f"{self._name('lr')}={self.lr} must be positive")

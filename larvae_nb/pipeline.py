@@ -118,6 +118,7 @@ def _features(ctx:Context):
 
 def _classify(ctx:Context):
     from larvae_nb.classifier import train_classifier
+    if not ctx.cfg.classifier.enabled: logger.info("[ classify] classifier.enabled is false: no supervised CNN"); return
     for _, rd, cfg in seed_runs(run_dir(ctx), ctx.cfg): train_classifier(ctx.o.images, cfg, rd.classifier, progress=ctx.progress)
 
 def _analyse(ctx:Context):
@@ -126,7 +127,8 @@ def _analyse(ctx:Context):
     from larvae_nb.features import feature_categories
     man = read_manifest(ctx.data_dir)
     m = analyse(run_dir(ctx), ctx.o.features, ctx.cfg.analysis.analyses, ctx.cfg.analysis,
-                truth_path=man.truth, truth_tracks_path=man.truth_tracks, stage1=ctx.cfg, categories=feature_categories(ctx.cfg.features.categories), scores_path=ctx.o.tracks)
+                truth_path=man.truth, truth_tracks_path=man.truth_tracks, stage1=ctx.cfg, categories=feature_categories(ctx.cfg.features.categories), scores_path=ctx.o.tracks,
+                cnn_path=None if ctx.cfg.classifier.enabled else False)
     logger.info(summary(m))
     logger.info(f"metrics and figures in {run_dir(ctx)}")
 

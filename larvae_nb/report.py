@@ -14,8 +14,8 @@ from .base import logger, LarvaeError
 from .run import Output, RunDir, atomic_write, missing_outputs
 
 # %% auto #0
-__all__ = ['REPORTS', 'HTML_DIR', 'PAGE_CSS', 'Report', 'load_report', 'report_notebooks', 'export_html', 'run_reports',
-           'results_summary', 'results_markdown']
+__all__ = ['REPORTS', 'HTML_DIR', 'PAGE_CSS', 'HEADLINE_NUMBERS', 'Report', 'load_report', 'report_notebooks', 'export_html',
+           'run_reports', 'results_summary', 'results_markdown']
 
 # %% ../nbs/18_report.ipynb #07fa5a82
 REPORTS = ('20_report_data.ipynb', '21_report_model.ipynb', '22_report_pid.ipynb', '24_report_beam.ipynb')
@@ -142,24 +142,26 @@ def run_reports(out, # a finished pipeline output
     return done
 
 # %% ../nbs/18_report.ipynb #c3b0f174
+HEADLINE_NUMBERS = ('auc', 'auc_ci', 'auc_sd_seeds', 'efficiency', 'efficiency_ci', 'seeds') # what the README keeps of a method's row
+
+def _numbers(table:dict, keep:tuple)->dict: return {m: {k: v[k] for k in keep if k in v} for m, v in table.items()}
+
 def results_summary(out)->dict:
     "The README's extract of a finished pipeline output: the headline PID table with intervals and how the run was made."
     from larvae_nb.pid import claims
     r = load_report(out); t = r.metrics.get('truth')
     if not t or 'classes' not in t: raise LarvaeError(f"{r.run}: metrics.json has no truth table by class pair; rerun `larvae pipeline --out {out}`")
-    keep = ('auc', 'auc_ci', 'auc_sd_seeds', 'efficiency', 'efficiency_ci', 'seeds')
     cfg = r.info | {'sim': {k: r.history['config']['sim'][k] for k in ('n_protons', 'n_kaons')} if 'sim' in r.history['config'] else {}}
     stages = {p.stem: json.loads(p.read_text()).get('seconds') for p in sorted(Output(out).stages.glob('*.json'))}
     return {'classes': t['classes'], 'labels': t['labels'], 'cnn_is_upper_bound': t.get('cnn_vs_baselines', {}).get('cnn_is_upper_bound'),
-            'table': {m: {k: v[k] for k in keep if k in v} for m, v in t['table'].items()}, 'claims': claims(t),
+            'table': _numbers(t['table'], HEADLINE_NUMBERS), 'claims': claims(t),
             'run': {k: cfg.get(k) for k in ('profile', 'quick', 'version', 'commit', 'sim')} | {'model': r.history['config']['model'],
                     'epochs': len(r.history['train']['total']), 'stage_seconds': stages}} | _label_summary(r.metrics.get('label_efficiency'))
 
 def _label_summary(le:dict|None)->dict:
     "The label-efficiency curve's numbers for the README, when the run has it (`--analyses label_efficiency`)."
     if not le or 'points' not in le: return {}
-    keep = ('auc', 'auc_ci', 'auc_sd_seeds')
-    pts = [{'n_labelled': p['n_labelled'], 'all': p['all'], 'table': {m: {k: v[k] for k in keep if k in v} for m, v in p['table'].items()}}
+    pts = [{'n_labelled': p['n_labelled'], 'all': p['all'], 'table': _numbers(p['table'], HEADLINE_NUMBERS[:3])}
            for p in le['points'].values()]
     return {'label_efficiency': {'classes': le['classes'], 'n_test': le['n_test'], 'n_pool': le['n_pool'], 'rows': le['rows'],
                                  'points': pts, 'claims': le.get('claims', [])}}

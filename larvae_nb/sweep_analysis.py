@@ -16,7 +16,7 @@ from .run import RunDir, SweepDir
 # %% auto #0
 __all__ = ['SEED_AXIS', 'SIZE_COLUMN', 'LATENT_PANELS', 'SPLIT_PANELS', 'SWEEP_KINDS', 'SEED_SWEEPS', 'done_points',
            'seed_spread', 'trends', 'training_sizes', 'sweep_figure', 'sweep_table', 'sweep_numbers', 'sweep_report',
-           'trend_table']
+           'trend_table', 'trend_claims']
 
 # %% ../nbs/15a_sweep_analysis.ipynb #b81e696a
 SEED_AXIS = 'data.random_seed'  # the grid axis of training seeds: spread, not trend
@@ -79,7 +79,7 @@ def sweep_figure(df:pd.DataFrame, axis:str, panels:dict, diagonal:bool=False, lo
     return fig
 
 # %% ../nbs/15a_sweep_analysis.ipynb #d246df34
-SWEEP_KINDS = {'latent': ('model.latent', LATENT_PANELS, True, True, 'latent size'), 'split': (SIZE_COLUMN, SPLIT_PANELS, False, False, 'training tracks')}
+SWEEP_KINDS = {'latent': ('model.latent', LATENT_PANELS, True, True, 'latent size'), 'split': (SIZE_COLUMN, SPLIT_PANELS, False, False, 'number of training tracks')}
 SEED_SWEEPS = {'latent': {'best_val_loss': -0.93, 'gmm2_ari': -0.13, 'pr_over_latent': {4: 0.95, 64: 0.73, 128: 0.55}},
                'split': {'best_val_loss': -0.862, 'gmm2_ari': 0.077, 'gmm2_purity': 0.040, 'kaon topology AUC': 0.530}}  # the seed's Spearman ρ on real data (its README)
 
@@ -122,3 +122,17 @@ def trend_table(numbers:dict)->pd.DataFrame:
     seed = numbers['seed_real_data']
     return pd.DataFrame([{'metric': m, 'ρ': t.get('rho'), 'p': t.get('p'), 'points': t.get('n'), 'ρ, seed (real data)': seed.get(m)}
                          for m, t in numbers['trends'].items()]).set_index('metric')
+
+def trend_claims(numbers:dict, # `sweep_numbers`
+                 alpha:float=0.05, # a trend is stated where Spearman's p is below this
+                 label:str|None=None, # the axis in words (default: SWEEP_KINDS' label)
+                )->list[str]:
+    "One sentence per metric: whether it rises or falls with the axis (Spearman ρ over all points, p < alpha), and the seed's real-data ρ."
+    label = label or next(v[4] for v in SWEEP_KINDS.values() if v[0] == numbers['axis'])
+    out, seed = [], numbers['seed_real_data']
+    for m, t in numbers['trends'].items():
+        if 'rho' not in t: out.append(f"{m}: not enough points ({t['skipped']})."); continue
+        how = (('rises' if t['rho'] > 0 else 'falls') + f" with the {label}") if t['p'] < alpha else f"shows no trend with the {label} (p ≥ {alpha})"
+        ref = f"; the seed's real-data ρ is {seed[m]:+.3f}" if m in seed else ''
+        out.append(f"{m} {how}: ρ = {t['rho']:+.2f}, p = {t['p']:.2g} over {t['n']} points{ref}.")
+    return out

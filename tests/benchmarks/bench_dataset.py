@@ -1,6 +1,6 @@
 """Stage 1 throughput and memory, against baselines measured in the same run.
 
-    python tests/benchmarks/bench_dataset.py [--events 2000] [--workers 2] [--chunk-events N]
+    python tests/benchmarks/bench_dataset.py [--events 2000] [--workers 2] [--chunk-events N] [--json results/bench-dataset.json]
 
 Simulates a data directory (proton sample only, channel-mapped layout, full 3072 ticks), then prints
  - events/s of `build_dataset` (cluster, cut, match, merge, chi2, write),
@@ -12,6 +12,8 @@ Simulates a data directory (proton sample only, channel-mapped layout, full 3072
  - the time of the stage reading its raw files through root://localhost (an XRootD server that
    tests/services/xrootd-up.sh starts; needs root, Debian's xrootd-server and the `xrootd` extra) against
    the same files read locally (target <= 1.3 x); --no-xrootd skips it.
+With --json FILE the figures are also written there, with the commit, the date and the machine's load average before
+and after (nbs/98_benchmarks.ipynb shows the committed results/bench-dataset.json).
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -87,7 +89,11 @@ def main():
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--chunk-events', type=int, default=None, help='dataset.chunk_events (default: the config default)')
     ap.add_argument('--no-xrootd', action='store_true', help='skip the root:// overhead')
+    ap.add_argument('--json', default=None, help='also write the figures to this JSON file')
     a = ap.parse_args()
+    from larvae_nb.run import source_commit
+    fig = {'events': a.events, 'small_events': a.small, 'workers': a.workers, 'cores': os.cpu_count(), 'commit': source_commit(),
+           'date': time.strftime('%Y-%m-%d %H:%M'), 'load_before': round(os.getloadavg()[0], 2)}
     tmp = Path(tempfile.mkdtemp(prefix='bench_dataset_'))
     print(f"simulating {a.small} and {a.events} proton events in {tmp} ...", flush=True)
     small, big = simulate(tmp/'small', a.small, 1), simulate(tmp/'big', a.events, 2)
@@ -105,6 +111,8 @@ def main():
     print(f"one event at a time (seed):    {single:8.1f} events/s   ratio stage/one-at-a-time = {rate/single:.1f} (target >= 8)")
     print(f"peak RSS: {rss_small:.0f} MB at {a.small} events, {rss_big:.0f} MB at {a.events} events; "
           f"ratio {rss_big/rss_small:.2f} (target <= 1.2)")
+    fig |= {'stage_events_per_s': rate, 'bare_read_events_per_s': bare, 'one_at_a_time_events_per_s': single, 'stage_over_bare': rate / bare,
+            'stage_over_one_at_a_time': rate / single, 'rss_mb_small': rss_small, 'rss_mb': rss_big, 'rss_ratio': rss_big / rss_small}
     # the rest compares runs on this (possibly shared) machine: runs alternate, the best of two counts
     t_pool, t_dask = [], []
     for _ in range(2):
@@ -118,6 +126,8 @@ def main():
     (tmp/'start_stop.py').write_text(code)
     fixed = min(float(subprocess.run([sys.executable, str(tmp/'start_stop.py')], capture_output=True, text=True).stdout) for _ in range(2))
     print(f"  of which the LocalCluster's start and stop: {fixed:.1f} s; without them the ratio is {min(t_pool) / (min(t_dask) - fixed):.2f}")
+    fig |= {'local_cluster_events_per_s': a.events / min(t_dask), 'pool_events_per_s': a.events / min(t_pool), 'local_cluster_over_pool': min(t_pool) / min(t_dask),
+            'local_cluster_start_stop_s': fixed, 'local_cluster_over_pool_without_start_stop': min(t_pool) / (min(t_dask) - fixed)}
     if not a.no_xrootd:
         os.environ.setdefault('XRD_CONNECTIONRETRY', '1'); os.environ.setdefault('XRD_CONNECTIONWINDOW', '5')
         remote, base = serve_through_xrootd(big, tmp)
@@ -129,9 +139,14 @@ def main():
                     t_loc.append(stage_in_subprocess(big, tmp/'out_big', a.workers, a.chunk_events)[0])
                 print(f"through root://localhost: {min(t_url):.1f} s against {min(t_loc):.1f} s from local files   "
                       f"overhead = {min(t_url) / min(t_loc):.2f} x (target <= 1.3)")
+                fig |= {'xrootd_s': min(t_url), 'local_files_s': min(t_loc), 'xrootd_over_local': min(t_url) / min(t_loc)}
         finally:
             if (base/'stop.sh').exists(): subprocess.run(['bash', str(base/'stop.sh')])
             shutil.rmtree(base, ignore_errors=True)
+    if a.json:
+        fig['load_after'] = round(os.getloadavg()[0], 2)
+        Path(a.json).write_text(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in fig.items()}, indent=1) + '\n')
+        print(f"figures written to {a.json}")
 
 
 if __name__ == '__main__':
