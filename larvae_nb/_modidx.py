@@ -951,6 +951,8 @@ d = { 'settings': { 'branch': 'main',
                                       'larvae_nb.two_sample.holm': ('two_sample.html#holm', 'larvae_nb/two_sample.py'),
                                       'larvae_nb.two_sample.ks_distances': ('two_sample.html#ks_distances', 'larvae_nb/two_sample.py'),
                                       'larvae_nb.two_sample.marginal_tests': ('two_sample.html#marginal_tests', 'larvae_nb/two_sample.py'),
+                                      'larvae_nb.two_sample.matched_validation': ( 'two_sample.html#matched_validation',
+                                                                                   'larvae_nb/two_sample.py'),
                                       'larvae_nb.two_sample.perm_p': ('two_sample.html#perm_p', 'larvae_nb/two_sample.py'),
                                       'larvae_nb.two_sample.run_two_sample': ('two_sample.html#run_two_sample', 'larvae_nb/two_sample.py'),
                                       'larvae_nb.two_sample.verdict': ('two_sample.html#verdict', 'larvae_nb/two_sample.py')}}}

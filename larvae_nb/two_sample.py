@@ -13,7 +13,7 @@ from .metrics import make_classifier, quiet
 
 # %% auto #0
 __all__ = ['MIN_GROUP', 'ks_distances', 'holm', 'perm_p', 'marginal_tests', 'energy_stats', 'energy_test', 'c2st', 'verdict',
-           'compare', 'run_two_sample']
+           'matched_validation', 'compare', 'run_two_sample']
 
 # %% ../nbs/14f_two_sample.ipynb #2cfa6009
 def ks_distances(X:np.ndarray, # (n, d) pooled sample
@@ -105,6 +105,18 @@ def verdict(energy_p:float, c2st:dict)->str:
     if sig and not big: return 'DETECTABLE BUT NEGLIGIBLE'
     return 'SMALL BUT REAL' if c2st['auc'] < 0.55 else 'DISTINGUISHABLE'
 
+# %% ../nbs/14f_two_sample.ipynb #df7681ac
+def matched_validation(val_species:np.ndarray, # species of each validation track
+                       train_counts:dict, # training tracks per species
+                       seed:int=0)->np.ndarray:
+    "Indices of validation tracks in the training set's species fractions (the seed's `combined_matched`): without replacement."
+    f = {s: n / sum(train_counts.values()) for s, n in train_counts.items()}
+    have = {s: np.flatnonzero(val_species == s) for s in train_counts}
+    if any(len(have[s]) == 0 for s in f if f[s] > 0): raise LarvaeError(f"no validation track of {[s for s in f if f[s] > 0 and not len(have[s])]}: cannot match the training fractions")
+    n_star = min(len(have[s]) / f[s] for s in f if f[s] > 0)  # the largest pool every species can fill in proportion
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.choice(have[s], min(int(round(f[s] * n_star)), len(have[s])), replace=False) for s in train_counts]))
+
 # %% ../nbs/14f_two_sample.ipynb #7377a7e9
 MIN_GROUP = 8  # tracks per side below which a comparison is skipped
 
@@ -127,9 +139,11 @@ def run_two_sample(i)->dict:
     A, sa = np.concatenate(A), np.array(sa, dtype=object)
     val = i.j['split'].isin([sets['analysed'][s] for s in sets['training']]).values; B, sb = i.Z.values[val], i.sample[val]
     c = i.cfg; kw = dict(n_perm=c.two_sample_permutations, n_null=c.two_sample_nulls, classifiers=tuple(c.two_sample_classifiers), seed=c.seed)
-    groups = {s: (A[sa == s], B[sb == s]) for s in sets['training']}
-    if len(groups) > 1: groups['combined'] = (A, B[np.isin(sb, list(groups))])
-    out = {}
+    groups, out = {s: (A[sa == s], B[sb == s]) for s in sets['training']}, {}
+    if len(groups) > 1:  # pooled: every validation track, and the validation pool in the training fractions
+        pool = np.isin(sb, list(groups)); groups['combined'] = (A, B[pool])
+        try: groups['combined_matched'] = (A, B[pool][matched_validation(sb[pool], {s: int((sa == s).sum()) for s in sets['training']}, c.seed)])
+        except LarvaeError as e: out['combined_matched'] = {'skipped': str(e)}
     for name, (a, b) in groups.items():
         try: out[name] = compare(a, b, **kw)
         except LarvaeError as e: out[name] = {'skipped': str(e)}

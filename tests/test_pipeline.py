@@ -157,6 +157,8 @@ def test_an_all_species_run_analyses_the_validation_tracks_of_every_species(tmp_
     for name, used in sets['by_analysis'].items():
         if name != 'two_sample': assert used == ['kaon_val', 'proton_val'], (name, used)  # the two-class analyses: no MIPs, no training set
     assert sets['by_analysis']['two_sample'] == sorted(f'{s}_{p}' for s in ('proton', 'kaon', 'mip') for p in ('train', 'val'))
-    assert list(m['two_sample']) == ['proton', 'kaon', 'mip', 'combined'] and m['two_sample']['mip']['n_train'] == 10
+    ts = m['two_sample']; assert set(ts) == {'proton', 'kaon', 'mip', 'combined', 'combined_matched'} and ts['mip']['n_train'] == 10
+    cm, n_matched = ts['combined_matched'], 3 * int(val.min())  # training thirds: the matched pool is three times the smallest validation set
+    assert (cm['n_val'] == n_matched and cm['n_train'] == 30) if n_matched >= 8 else 'skipped' in cm, (cm, val)
     assert {c['split'] for c in m['logistic']['hardest_keys']} <= {'proton_val', 'kaon_val'}
     assert 0.0 <= m['truth']['table']['latent logistic probe']['auc'] <= 1.0 and m['truth']['n_events'] <= val['proton'] + val['kaon']
