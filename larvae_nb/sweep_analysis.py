@@ -16,7 +16,7 @@ from .run import RunDir, SweepDir
 # %% auto #0
 __all__ = ['SEED_AXIS', 'SIZE_COLUMN', 'LATENT_PANELS', 'SPLIT_PANELS', 'SWEEP_KINDS', 'SEED_SWEEPS', 'done_points',
            'seed_spread', 'trends', 'training_sizes', 'sweep_figure', 'sweep_table', 'sweep_numbers', 'sweep_report',
-           'trend_table', 'trend_claims']
+           'trend_table', 'trend_claims', 'sweep_markdown']
 
 # %% ../nbs/15a_sweep_analysis.ipynb #b81e696a
 SEED_AXIS = 'data.random_seed'  # the grid axis of training seeds: spread, not trend
@@ -42,6 +42,7 @@ def trends(df:pd.DataFrame, axis:str, metrics:list)->dict:
     for m in metrics:
         ok = d[[axis, m]].dropna()
         if len(ok) < 3 or ok[axis].nunique() < 2: out[m] = {'skipped': f'{len(ok)} points with a value, {ok[axis].nunique()} distinct {axis}'}; continue
+        if ok[m].nunique() < 2: out[m] = {'skipped': f'the same value, {ok[m].iloc[0]:.4g}, at all {len(ok)} points'}; continue  # ρ undefined
         r = spearmanr(ok[axis], ok[m]); out[m] = {'rho': float(r[0]), 'p': float(r[1]), 'n': int(len(ok))}
     return out
 
@@ -57,7 +58,7 @@ def training_sizes(out, df:pd.DataFrame)->pd.DataFrame:
 
 # %% ../nbs/15a_sweep_analysis.ipynb #c03b7a93
 LATENT_PANELS = {'capacity': ['active_units', 'participation_ratio'], 'validation loss': ['best_val_loss'],
-                 'mixture vs samples': ['gmm2_ari', 'gmm2_purity'], 'probe AUC': ['probe_auc_logistic', 'probe_auc_mlp', 'truth_auc[latent logistic probe]']}
+                 'mixture vs samples': ['gmm2_ari', 'gmm2_purity'], 'kaon vs proton AUC': ['probe_auc_logistic', 'probe_auc_mlp', 'truth_auc[latent logistic probe]', 'truth_auc[reconstruction error]']}
 SPLIT_PANELS = {k: v for k, v in LATENT_PANELS.items() if k != 'capacity'}
 
 def sweep_figure(df:pd.DataFrame, axis:str, panels:dict, diagonal:bool=False, log_x:bool=False, label:str|None=None):
@@ -131,8 +132,17 @@ def trend_claims(numbers:dict, # `sweep_numbers`
     label = label or next(v[4] for v in SWEEP_KINDS.values() if v[0] == numbers['axis'])
     out, seed = [], numbers['seed_real_data']
     for m, t in numbers['trends'].items():
-        if 'rho' not in t: out.append(f"{m}: not enough points ({t['skipped']})."); continue
+        if 'rho' not in t: out.append(f"{m}: no trend to measure ({t['skipped']})."); continue
         how = (('rises' if t['rho'] > 0 else 'falls') + f" with the {label}") if t['p'] < alpha else f"shows no trend with the {label} (p ≥ {alpha})"
         ref = f"; the seed's real-data ρ is {seed[m]:+.3f}" if m in seed else ''
-        out.append(f"{m} {how}: ρ = {t['rho']:+.2f}, p = {t['p']:.2g} over {t['n']} points{ref}.")
+        p = f"p = {t['p']:.2g}" if t['p'] >= 1e-4 else 'p < 1e-4'
+        out.append(f"{m} {how}: ρ = {t['rho']:+.2f}, {p} over {t['n']} points{ref}.")
     return out
+
+def sweep_markdown(extract:dict, # a committed sweep extract (`tools/results.py --sweep`: kind, grid, n_done, rows)
+                  )->str:
+    "The README's lines for a sweep extract: what ran, and the generated trend sentences."
+    g = extract['grid']; what = {'latent': 'Latent-capacity sweep', 'split': 'Split-size sweep'}[extract['kind']]
+    head = (f"**{what}** (15a_sweep_analysis; grid `{g['name']}`, {extract['n_done']} points, {', '.join(f'`{b}`' for b in g['base'])}): "
+            "Spearman ρ over all points, a trend stated where p < 0.05:")
+    return '\n'.join([head, ''] + [f"- {c}" for c in trend_claims(sweep_numbers(pd.DataFrame(extract['rows']), extract['kind']))])
