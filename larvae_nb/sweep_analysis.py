@@ -68,14 +68,17 @@ def sweep_figure(df:pd.DataFrame, axis:str, panels:dict, diagonal:bool=False, lo
     d = done_points(df); panels = {k: [m for m in v if m in d and d[m].notna().any()] for k, v in panels.items()}; panels = {k: v for k, v in panels.items() if v}
     if not panels: raise LarvaeError(f"none of the metrics {sum(LATENT_PANELS.values(), [])} is in the sweep summary")
     with plot_style():
-        fig, axs = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+        fig, axs = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.4), squeeze=False)
         for ax, (title, ms) in zip(axs[0], panels.items()):
             sp, tr = seed_spread(d, axis, ms), trends(d, axis, ms)
             for m in ms:
                 rho = f", ρ = {tr[m]['rho']:+.2f}" if 'rho' in tr[m] else ''
                 ax.errorbar(sp.index, sp[('mean', m)], sp[('sd', m)].fillna(0), fmt='o-', ms=3, capsize=2, label=f'{m}{rho}')
             if diagonal and title == 'capacity': ax.plot(sp.index, sp.index, 'k:', lw=1, label='= latent size')
-            ax.set(xlabel=label or axis, title=title, xscale='log' if log_x else 'linear'); ax.legend(fontsize=6)
+            ax.set_xlabel(label or axis); ax.set_title(title, fontsize=11, loc='right'); ax.legend(fontsize=6)
+            if log_x:  # latent sizes: powers of two, labelled as they are
+                ax.set_xscale('log', base=2); ax.set_xticks(list(sp.index)); ax.set_xticklabels([f'{v:g}' for v in sp.index])
+                ax.xaxis.set_minor_formatter(plt.NullFormatter())
         experiment_label(axs[0][0]); fig.tight_layout()
     return fig
 
