@@ -8,4 +8,6 @@ echo "== nbdev_test: every notebook in nbs/ (flags skipped: notest slow cuda)"
 timeout 1500 nbdev_test --n_workers 2 --timing
 echo "== pytest tests"
 # pytest exits 5 when it collects nothing; with set -e that fails this script, as it should.
-timeout 1200 python -m pytest tests -q
+# Two test processes, each test file on one of them (its module fixtures built once): tests that wait on services,
+# subprocesses and sockets overlap with tests that compute. The slowest tests are listed at the end.
+timeout 1200 python -m pytest tests -q -n 2 --dist loadfile --durations=15
