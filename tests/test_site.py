@@ -74,3 +74,18 @@ def test_a_wheel_ships_the_report_notebooks(tmp_path):
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, 'PYTHONPATH': str(tmp_path/'site')}, check=True).stdout.split()
     assert all(Path(p).parent == (tmp_path/'site'/'larvae_nb'/'reports').resolve() for p in out), out
+
+
+def test_the_report_pages_show_the_committed_default_run():
+    # Quarto publishes the outputs stored in nbs/: the PID page must show the run results/default-run.json (the README's
+    # numbers) was taken from, not an older one
+    import json, re
+    s = json.loads((ROOT/'results'/'default-run.json').read_text())
+    nb = json.loads((NBS/'22_report_pid.ipynb').read_text())
+    texts = [''.join(o.get('data', {}).get('text/plain', '') or o.get('text', '')) for c in nb['cells'] if c['cell_type'] == 'code'
+             for o in c.get('outputs', [])]
+    table = next((t for t in texts if re.search(r'^reconstruction error\s+0\.\d+', t, flags=re.M)), None)
+    assert table is not None, "nbs/22_report_pid.ipynb stores no headline table: execute the report pages on the default run (README, The site)"
+    for method in ('reconstruction error', 'supervised CNN', 'latent logistic probe', 'features: gradient-boosted trees'):
+        m = re.search(rf"^{re.escape(method)}\s+([0-9.]+)", table, flags=re.M)
+        assert m and abs(float(m.group(1)) - s['table'][method]['auc']) < 6e-4, (method, m and m.group(1), s['table'][method]['auc'])
